@@ -1,0 +1,5 @@
+import sys
+
+from razzle.cli import main
+
+sys.exit(main())
