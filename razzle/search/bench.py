@@ -1,0 +1,121 @@
+"""`razzle bench search`: raw speed of the batched search with a uniform evaluator.
+
+Figures are simulations per second over all games of a batch. The reference is a
+single-game Python MCTS of this game on a 2-core machine: about 2,300-4,000
+simulations/s, 8,000-17,000 when it batches 16 leaves; the target is 100,000.
+`search_throughput` also serves the self-play benchmark: with a network evaluator it
+splits a search's time into the evaluator's share and the search's own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from razzle.game.bench import midgame_positions
+from razzle.game.state import State
+from razzle.search.config import SearchConfig
+from razzle.search.evaluator import Evaluator, TimedEvaluator, UniformEvaluator
+from razzle.search.mcts import MCTS
+from razzle.search.streams import draw_seeds
+
+REFERENCE_SIMS_PER_S = (2_300, 4_000)
+REFERENCE_BATCHED_16_SIMS_PER_S = (8_000, 17_000)
+TARGET_SIMS_PER_S = 100_000
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256, 1024])
+    parser.add_argument("--simulations", type=int, default=64, help="simulations per search")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op thread counts to try"
+    )
+    parser.add_argument("--device", default="cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def search_throughput(
+    evaluator: Evaluator,
+    positions: State,
+    config: SearchConfig,
+    seconds: float = 3.0,
+    root_noise: bool = True,
+) -> dict:
+    """Search `positions` repeatedly (after one warm-up search) for about `seconds`.
+
+    Returns simulations/s (wall clock, and per CPU-second of this process, which other
+    work on a shared machine distorts less); `evaluations_per_s`, the positions whose
+    evaluation the search used per second of the whole search (divide it by the bare
+    network's positions/s at the same batch for the search overhead);
+    `evaluator_positions_per_s`, positions per second of time spent inside the
+    evaluator; and the evaluator's share of the time."""
+    timed = TimedEvaluator(evaluator)
+    mcts = MCTS(timed, config)
+    generator = torch.Generator().manual_seed(0)
+    B, device = positions.batch_size, positions.device
+
+    def search_once() -> int:
+        """One search; returns the evaluations it used."""
+        run = mcts.start(positions, draw_seeds(B, generator, device), root_noise)
+        for _ in range(config.simulations):
+            run.simulate()
+        run.result()
+        return run.evaluations
+
+    search_once()
+    _sync(device)
+    timed.positions = timed.calls = 0
+    timed.seconds = 0.0
+    searches, used = 0, 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while searches == 0 or time.perf_counter() - started < seconds:
+        used += search_once()
+        searches += 1
+    _sync(device)
+    elapsed, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    simulations = searches * int((~positions.done).sum()) * config.simulations
+    return {
+        "batch": B,
+        "searches": searches,
+        "sims_per_s": round(simulations / elapsed),
+        "sims_per_cpu_s": round(simulations / cpu_seconds),
+        "evaluations_per_s": round(used / elapsed),
+        "evaluator_positions_per_s": round(timed.positions / max(timed.seconds, 1e-9)),
+        "evaluator_share": round(timed.seconds / elapsed, 3),
+        "evaluator_batch_mean": round(timed.positions / max(timed.calls, 1), 1),
+    }
+
+
+def run(args) -> dict:
+    device = torch.device(args.device)
+    config = SearchConfig(simulations=args.simulations)
+    thread_counts = args.threads
+    previous_threads = torch.get_num_threads()
+    figures: dict = {"simulations": args.simulations, "target_sims_per_s": TARGET_SIMS_PER_S}
+    try:
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            for batch in args.batch_sizes:
+                positions = midgame_positions(batch, device)
+                measured = search_throughput(UniformEvaluator(), positions, config, args.seconds, root_noise=True)
+                name = f"{device.type}_t{threads}_b{batch}"
+                figures[name] = measured["sims_per_s"]
+                figures[name + "_per_cpu_s"] = measured["sims_per_cpu_s"]
+                print(
+                    f"{device.type} threads {threads} batch {batch:>5}: {measured['sims_per_s']:>10,} simulations/s "
+                    f"({measured['sims_per_s'] / TARGET_SIMS_PER_S:4.2f}x target, "
+                    f"{measured['sims_per_s'] / REFERENCE_SIMS_PER_S[1]:5.1f}x the single-game reference); "
+                    f"{measured['sims_per_cpu_s']:>10,} per CPU-second"
+                )
+    finally:
+        torch.set_num_threads(previous_threads)
+    figures["best_sims_per_s"] = max(
+        v for k, v in figures.items() if k.startswith(device.type + "_") and not k.endswith("_per_cpu_s")
+    )
+    return figures

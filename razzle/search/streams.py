@@ -1,0 +1,72 @@
+"""Per-game randomness, so a game's search never depends on the other games in its batch.
+
+Each game has its own integer seed. Tie-breaking uses a counter-based hash of
+(seed, node, slot), computed with a few vectorised integer ops; root Dirichlet noise
+uses one NumPy generator per game, seeded by the game's seed, once per search.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_MASK64 = (1 << 64) - 1
+SEED_LIMIT = 1 << 62  # seeds are integers in [0, SEED_LIMIT)
+
+
+def _signed(constant: int) -> int:
+    """A 64-bit constant as the int64 torch stores (wrapping arithmetic is what we want)."""
+    constant &= _MASK64
+    return constant - (1 << 64) if constant >= 1 << 63 else constant
+
+
+_GOLDEN = _signed(0x9E3779B97F4A7C15)
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch shifts arithmetically)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finaliser: every input bit affects every output bit."""
+    x = (x ^ _shift_right(x, 30)) * _MIX1
+    x = (x ^ _shift_right(x, 27)) * _MIX2
+    return x ^ _shift_right(x, 31)
+
+
+def tie_break_keys(seeds: torch.Tensor, nodes: torch.Tensor, num_slots: int) -> torch.Tensor:
+    """[B, num_slots] int64 pseudo-random keys in [0, 2**31) for the slots of node
+    `nodes[b]` of game b. The full mix runs once per node; the slots get one cheap
+    multiply-shift round on top, enough to order equal children."""
+    per_node = _mix(_mix(seeds + _GOLDEN) + nodes * _GOLDEN)
+    slots = torch.arange(1, num_slots + 1, device=seeds.device) * _MIX1
+    return _shift_right((per_node.unsqueeze(1) ^ slots) * _MIX2, 33)
+
+
+def dirichlet_noise(seeds: torch.Tensor, legal: torch.Tensor, alpha: float) -> torch.Tensor:
+    """[B, S] float32 Dirichlet(alpha) samples over each game's legal slots (0 elsewhere)."""
+    noise = np.zeros(tuple(legal.shape), dtype=np.float32)
+    legal_rows = legal.cpu().numpy()
+    for game, (seed, row) in enumerate(zip(seeds.tolist(), legal_rows)):
+        count = int(row.sum())
+        if count:
+            generator = np.random.default_rng([seed, 0xD1])
+            noise[game, row] = generator.dirichlet(np.full(count, alpha))
+    return torch.from_numpy(noise).to(legal.device)
+
+
+def check_seeds(seeds: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Validate user-supplied per-game seeds: one integer in [0, SEED_LIMIT) per game."""
+    if seeds.shape != (batch_size,) or seeds.dtype != torch.int64:
+        raise ValueError(f"seeds must be an int64 tensor of shape [{batch_size}], got {seeds.dtype} {tuple(seeds.shape)}")
+    if bool(((seeds < 0) | (seeds >= SEED_LIMIT)).any()):
+        raise ValueError(f"seeds must lie in [0, 2**62), got {seeds.tolist()}")
+    return seeds
+
+
+def draw_seeds(batch_size: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """Fresh per-game seeds from a torch generator (self-play, matches)."""
+    return torch.randint(0, SEED_LIMIT, (batch_size,), generator=generator).to(device)

@@ -1,0 +1,71 @@
+"""Matches between players, and the strength of the search with a uniform evaluator."""
+
+import pytest
+import torch
+
+from razzle.game import Rules
+from razzle.search import MatchResult, MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
+
+
+class RecordingPlayer(RandomPlayer):
+    """A random player that notes which side it was asked to move for."""
+
+    def __init__(self, seed: int):
+        super().__init__(seed)
+        self.sides: set[int] = set()
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, state):
+        self.sides.update(state.to_move.tolist())
+        self.batch_sizes.append(state.batch_size)
+        return super().__call__(state)
+
+
+def test_match_alternates_colours_and_counts_every_game():
+    first, second = RecordingPlayer(1), RecordingPlayer(2)
+    result = play_match(first, second, games=6, rules=Rules(max_turns=30))
+    assert result.games == 6
+    assert first.sides == {0, 1} and second.sides == {0, 1}
+    assert max(first.batch_sizes) <= 6
+
+
+def test_a_player_is_only_asked_about_its_own_games():
+    class OnlyPlayer1(RandomPlayer):
+        def __call__(self, state):
+            assert bool((state.to_move == 0).all())
+            return super().__call__(state)
+
+    class OnlyPlayer2(RandomPlayer):
+        def __call__(self, state):
+            assert bool((state.to_move == 1).all())
+            return super().__call__(state)
+
+    # With one game the first player is always Player 1.
+    result = play_match(OnlyPlayer1(3), OnlyPlayer2(4), games=1, rules=Rules(max_turns=40))
+    assert result.games == 1
+
+
+def test_score_and_interval():
+    result = MatchResult(wins=30, draws=10, losses=10)
+    assert result.score == pytest.approx(0.7)
+    low, high = result.score_interval()
+    assert low < 0.7 < high and high - low == pytest.approx(2 * 1.96 * (0.21 / 50) ** 0.5)
+    with pytest.raises(ValueError, match="at least one game"):
+        play_match(RandomPlayer(), RandomPlayer(), games=0)
+
+
+@pytest.fixture
+def one_thread():
+    """The searches here work on tensors of a few games: a second intra-op thread only
+    adds synchronisation (and on a busy machine, a lot of it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_uniform_prior_search_with_200_simulations_beats_a_random_player(one_thread):
+    searcher = MCTSPlayer(UniformEvaluator(), SearchConfig(simulations=200), seed=1)
+    result = play_match(searcher, RandomPlayer(seed=2), games=50)
+    assert result.wins >= 45, result
