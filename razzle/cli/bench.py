@@ -8,6 +8,8 @@ import json
 # target -> module with add_arguments(parser) and run(args) -> dict
 TARGETS = {
     "engine": "razzle.game.bench",
+    "search": "razzle.search.bench",
+    "train": "razzle.train.bench",
 }
 
 

@@ -1,0 +1,36 @@
+"""`razzle arena`: a model with search against a baseline or another model."""
+
+from __future__ import annotations
+
+from razzle.cli.common import add_search_arguments, load_evaluator, search_config
+from razzle.game import Rules
+from razzle.search import MCTSPlayer, RandomPlayer, UniformEvaluator, play_match
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("arena", help="play a model against random, uniform-prior MCTS or another model")
+    parser.add_argument("--model", required=True, help="model file (iter_NNNN.pt)")
+    parser.add_argument("--opponent", default="random", help="random | mcts (uniform prior, same simulations) | FILE.pt")
+    parser.add_argument("--games", type=int, default=50, help="games, colours alternated")
+    parser.add_argument("--seed", type=int, default=0)
+    add_search_arguments(parser, simulations=64)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.games < 1:
+        raise SystemExit("razzle arena: --games must be at least 1")
+    config = search_config(args)
+    player = MCTSPlayer(load_evaluator(args.model, args.device, "razzle arena"), config, seed=args.seed)
+    if args.opponent == "random":
+        opponent = RandomPlayer(seed=args.seed + 1)
+    elif args.opponent == "mcts":
+        opponent = MCTSPlayer(UniformEvaluator(), config, seed=args.seed + 1)
+    else:
+        opponent = MCTSPlayer(load_evaluator(args.opponent, args.device, "razzle arena"), config, seed=args.seed + 1)
+    result = play_match(player, opponent, args.games, Rules(), progress=True)
+    low, high = result.score_interval()
+    print(f"{args.model} vs {args.opponent}: {result.wins} wins, {result.draws} draws, {result.losses} losses "
+          f"in {result.games} games")
+    print(f"score {result.score:.3f} (95% CI {low:.3f}-{high:.3f}); win rate {result.wins / result.games:.3f}")
+    return 0

@@ -1,0 +1,1 @@
+"""Input planes, policy orientation, the three-headed network, model files, the evaluator."""

@@ -1,0 +1,36 @@
+"""The network as the search sees it: positions in, absolute policy logits and values out."""
+
+from __future__ import annotations
+
+import torch
+
+from razzle.game.state import State
+from razzle.model.network import RazzleNet
+from razzle.model.planes import encode_states
+from razzle.model.policy import reorient_policy
+
+
+class NetworkEvaluator:
+    """`evaluator(state) -> (logits [B, 897] in absolute action ids, value [B])`.
+
+    The value is from the side to move's view, in [-1, 1]. Logits cover every action;
+    the search masks the illegal ones (its prior is their softmax over legal actions).
+    The network is moved to `device` and put in eval mode (hand it a copy while the same
+    network keeps training); it runs without autograd, optionally under bf16 autocast
+    (faster for medium and larger nets). Results come back as float32 on the state's
+    device.
+    """
+
+    def __init__(self, network: RazzleNet, device: str | torch.device = "cpu", bf16: bool = False):
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.bf16 = bf16
+
+    @torch.inference_mode()
+    def __call__(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        planes = encode_states(state).to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            output = self.network(planes)
+        to_move = state.to_move.to(self.device)
+        logits = reorient_policy(output.policy.float(), to_move)
+        return logits.to(state.device), output.value.float().to(state.device)

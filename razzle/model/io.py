@@ -1,0 +1,90 @@
+"""Model files: the network's weights together with everything needed to rebuild it.
+
+A model file is a `torch.save` of a plain dictionary (weights, architecture, input
+encoding version, free-form metadata), so it loads without Hydra, without the training
+code and with `weights_only=True`: loading an uploaded file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from razzle.model.network import RazzleNet
+from razzle.model.planes import ENCODING_VERSION
+
+FORMAT = "razzle-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(Exception):
+    """A model file that is missing, corrupt or made for a different razzle."""
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save` to a temporary file beside `path`, then rename: readers never see a
+    half-written file, and a failed save leaves any previous file untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_model_file(network: RazzleNet, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write `network` and JSON-like `metadata` (e.g. iteration, run name) to `path`."""
+    metadata = dict(metadata or {})
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"model metadata must be plain JSON-like values: {error}") from error
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "encoding_version": ENCODING_VERSION,
+        "architecture": dict(network.architecture),
+        "state_dict": {name: t.detach().cpu() for name, t in network.state_dict().items()},
+        "metadata": metadata,
+    }
+    return atomic_save(payload, path)
+
+
+def load_model_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[RazzleNet, dict]:
+    """(network in eval mode on `map_location`, metadata); ModelFileError says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for damaged or foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path} is not a readable model file: {reason}") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a razzle model file")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has model file format {payload.get('format_version')!r}; this razzle reads {FORMAT_VERSION}"
+        )
+    if payload.get("encoding_version") != ENCODING_VERSION:
+        raise ModelFileError(
+            f"{path} was trained on input encoding {payload.get('encoding_version')!r}; "
+            f"this razzle encodes version {ENCODING_VERSION}, so the network would misread positions"
+        )
+    try:
+        network = RazzleNet(**payload["architecture"])
+        network.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelFileError(f"{path} holds an incompatible network: {error}") from error
+    metadata = payload.get("metadata")
+    return network.to(map_location).eval(), dict(metadata) if isinstance(metadata, dict) else {}

@@ -1,0 +1,182 @@
+"""Self-play: B games in lockstep with batched MCTS, finished games replaced at once.
+
+Every searched position becomes a training sample (`razzle.train.samples`); every game
+becomes a `GameRecord`; the statistics use the canonical metric names.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from razzle.game.actions import END, NUM_ACTIONS
+from razzle.game.board import parse_square
+from razzle.game.engine import initial_state, step
+from razzle.game.notation import GameRecord
+from razzle.game.position import legal_texts
+from razzle.game.rules import Rules
+from razzle.search import MCTS, SearchConfig, TimedEvaluator, choose_actions
+from razzle.search.evaluator import Evaluator
+from razzle.search.streams import draw_seeds
+from razzle.train.samples import Samples, build_samples
+
+OPENING_TURNS = 5
+
+
+@dataclass(frozen=True)
+class SelfPlayConfig:
+    """games: games per call (per iteration); parallel: games searched in lockstep;
+    temperature for the first `temperature_turns` turns of a game, then
+    `final_temperature` (sampling from visits^(1/T); 0 plays the most visited)."""
+
+    games: int = 50
+    parallel: int = 32
+    temperature: float = 1.0
+    temperature_turns: int = 15
+    final_temperature: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("games", "parallel"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"selfplay.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.temperature_turns, int) or self.temperature_turns < 0:
+            raise ValueError(f"selfplay.temperature_turns must be an integer >= 0, got {self.temperature_turns!r}")
+        for name in ("temperature", "final_temperature"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"selfplay.{name} must be a number >= 0, got {value!r}")
+
+
+@dataclass
+class SelfPlayOutput:
+    samples: Samples
+    records: list[GameRecord]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Game:
+    actions: list[str] = field(default_factory=list)
+    turns_with_pass: int = 0
+    opening: list[str] = field(default_factory=list)
+
+
+def _to_actions(result, values: torch.Tensor) -> torch.Tensor:
+    """Slot-indexed values [n, 49] -> [n, 897] over absolute action ids (legal slots only)."""
+    values = torch.where(result.legal, values, 0.0)
+    return torch.zeros(values.shape[0], NUM_ACTIONS, device=values.device).scatter_(1, result.actions, values)
+
+
+def play_games(
+    evaluator: Evaluator,
+    search: SearchConfig,
+    config: SelfPlayConfig,
+    rules: Rules | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    headers: dict[str, str] | None = None,
+) -> SelfPlayOutput:
+    """Play `config.games` games of the evaluator against itself, with root noise."""
+    rules = rules or Rules()
+    timed = TimedEvaluator(evaluator)
+    mcts = MCTS(timed, search)
+    generator = torch.Generator().manual_seed(seed)
+    width = min(config.parallel, config.games)
+    fresh = initial_state(width, rules, device)
+    state = fresh.clone()
+    slot_game = list(range(width))
+    games = [_Game() for _ in range(config.games)]
+    results = torch.zeros(config.games, dtype=torch.long)
+    lengths = torch.zeros(config.games, dtype=torch.long)
+    started, finished = width, 0
+    chunks: list[tuple[Samples, torch.Tensor, torch.Tensor]] = []
+    clock = time.perf_counter()
+    bar = tqdm(total=config.games, desc="self-play", unit="game", disable=not progress, leave=False)
+
+    while finished < config.games:
+        live = (~state.done).nonzero().flatten()
+        positions = state.index(live)
+        result = mcts.search(positions, draw_seeds(len(live), generator, state.device), root_noise=True)
+        early = positions.turn < config.temperature_turns
+        chosen = torch.where(
+            early,
+            choose_actions(result, config.temperature, generator),
+            choose_actions(result, config.final_temperature, generator),
+        )
+        prior_logits = _to_actions(result, result.prior).clamp(min=1e-12).log()
+        samples = build_samples(positions, _to_actions(result, result.policy), prior_logits, torch.zeros(len(live)))
+        ids = torch.tensor([slot_game[i] for i in live.tolist()])
+        sign = torch.where(positions.to_move == 0, 1.0, -1.0).cpu()
+        chunks.append((samples, ids, sign))
+
+        texts = legal_texts(positions)
+        mid_chain = positions.mid_chain.tolist()
+        balls = positions.carrier_square.gather(1, positions.to_move.unsqueeze(1)).squeeze(1).tolist()
+        for row, (slot, action) in enumerate(zip(live.tolist(), chosen.tolist())):
+            game = games[slot_game[slot]]
+            text = next(t for t, a in texts[row].items() if a == action)
+            game.actions.append(text)
+            if not mid_chain[row]:
+                game.turns_with_pass += parse_square(text[:2]) == balls[row]
+                if len(game.opening) < OPENING_TURNS:
+                    game.opening.append(text)
+
+        actions = torch.full((width,), END, dtype=torch.long, device=state.device)
+        actions[live] = chosen.to(state.device)
+        state = step(state, actions, in_place=True)
+
+        ended = [slot for slot in live.tolist() if bool(state.done[slot])]
+        for slot in ended:
+            game_id = slot_game[slot]
+            results[game_id] = int(state.result[slot])
+            lengths[game_id] = int(state.turn[slot])
+            finished += 1
+            bar.update(1)
+        restart = ended[: config.games - started]
+        if restart:
+            mask = torch.zeros(width, dtype=torch.bool, device=state.device)
+            mask[restart] = True
+            state.assign_where_(mask, fresh)
+            for slot in restart:
+                slot_game[slot] = started
+                started += 1
+    bar.close()
+    elapsed = time.perf_counter() - clock
+
+    samples = Samples.cat([chunk for chunk, _, _ in chunks])
+    game_of_sample = torch.cat([ids for _, ids, _ in chunks])
+    samples.value = results[game_of_sample].float() * torch.cat([sign for _, _, sign in chunks])
+
+    records = [
+        GameRecord(game.actions, rules, headers={**(headers or {}), "Game": str(number + 1)})
+        for number, game in enumerate(games)
+    ]
+    stats = game_statistics(games, results, lengths)
+    stats.update(
+        selfplay_games_per_s=config.games / elapsed,
+        selfplay_positions_per_s=len(samples) / elapsed,
+        selfplay_evals_per_s=timed.positions / elapsed,
+        selfplay_positions=float(len(samples)),
+        selfplay_seconds=elapsed,
+    )
+    return SelfPlayOutput(samples=samples, records=records, stats=stats)
+
+
+def game_statistics(games: list[_Game], results: torch.Tensor, lengths: torch.Tensor) -> dict[str, float]:
+    """The canonical game statistics of a batch of finished games."""
+    turns = lengths.float()
+    total_turns = max(int(lengths.sum()), 1)
+    openings = {tuple(game.opening) for game in games}
+    return {
+        "game_length_mean": float(turns.mean()),
+        "game_length_std": float(turns.std()) if len(games) > 1 else 0.0,
+        "pass_decision_rate": sum(game.turns_with_pass for game in games) / total_turns,
+        "p1_win_rate": float((results == 1).float().mean()),
+        "draw_rate": float((results == 0).float().mean()),
+        "opening_diversity": len(openings) / len(games),
+    }

@@ -1,0 +1,104 @@
+"""The FastAPI application: the training API, the game API and the two web pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from razzle.server import game_api, training_api
+from razzle.server.ai import AIPlayer, default_player
+from razzle.server.games import GameTable
+from razzle.server.limits import BodyLimit
+from razzle.server.schemas import Health
+from razzle.server.store import MetricsStore
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MODEL_LIMIT = 512 << 20
+
+
+def razzle_version() -> str:
+    try:
+        return version("razzle")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 without echoing the input back: the input may be NaN (not valid JSON)
+    or a whole oversized document."""
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def create_app(
+    store: MetricsStore,
+    token: str | None = None,
+    model_path: str | None = None,
+    ai_factory: Callable[[str | None], AIPlayer] = default_player,
+    max_model_bytes: int = DEFAULT_MODEL_LIMIT,
+) -> FastAPI:
+    """The app over `store`. The AI plays with `model_path`, or else with the newest model
+    in the store at the time a game starts, so the page follows a training run."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="razzle",
+        version=razzle_version(),
+        summary="Training metrics, model files and play against the AI for Razzle Dazzle",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.token = token or None
+    app.state.games = GameTable()
+    player_for = lru_cache(maxsize=4)(ai_factory)
+
+    def ai_for_new_game() -> tuple[AIPlayer, str]:
+        if model_path:
+            return player_for(model_path), Path(model_path).name
+        latest = store.latest_model()
+        if latest is None:
+            return player_for(None), "no model yet"
+        path, info = store.model_file(latest.version, latest.run)
+        return player_for(str(path)), f"{info.run} {info.version}"
+
+    app.state.ai_for_new_game = ai_for_new_game
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimit, model_limit=max_model_bytes)
+    app.include_router(training_api.router)
+    app.include_router(game_api.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/health", response_model=Health, tags=["server"])
+    def health(request: Request) -> dict:
+        return {
+            "status": "ok",
+            "version": app.version,
+            "database": store.display_url,
+            "writes_need_token": request.app.state.token is not None,
+        }
+
+    @app.get("/", include_in_schema=False)
+    def play_page() -> FileResponse:
+        return FileResponse(STATIC / "play.html")
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard_page() -> FileResponse:
+        return FileResponse(STATIC / "dashboard.html")
+
+    @app.get("/training", include_in_schema=False)
+    def training_page() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
+
+    return app

@@ -1,0 +1,185 @@
+"""The training API: metrics per iteration, model files, the dashboard summary."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile, status
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from razzle.server.names import KNOWN_METRICS, METRIC_DESCRIPTIONS, OPEN_FAMILIES
+from razzle.server.schemas import (
+    LABEL_PATTERN,
+    WRITE_PROBLEMS,
+    Cleared,
+    Dashboard,
+    LatestMetrics,
+    LatestModel,
+    MetricNames,
+    MetricsPage,
+    MetricsPost,
+    MetricsStored,
+    ModelList,
+    ModelStored,
+    problems,
+)
+from razzle.server.store import MetricsStore, ModelInfo, StoreInputError
+
+MAX_PAGE = 10_000
+router = APIRouter(prefix="/training", tags=["training"])
+_bearer = HTTPBearer(auto_error=False, description="needed for writes when the server has a token")
+
+
+def get_store(request: Request) -> MetricsStore:
+    return request.app.state.store
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Writes need `Authorization: Bearer TOKEN` when the server was started with a token."""
+    token = request.app.state.token
+    if token is None:
+        return
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this server needs 'Authorization: Bearer TOKEN' for writes",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong token")
+
+
+Store = Annotated[MetricsStore, Depends(get_store)]
+Writer = Depends(require_token)
+RunFilter = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="only this run")]
+
+
+def _unprocessable(error: StoreInputError) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error))
+
+
+def model_out(info: ModelInfo) -> dict:
+    return {**info.as_dict(), "download_url": f"/training/models/{info.version}/download?run={info.run}"}
+
+
+@router.post("/metrics", response_model=MetricsStored, dependencies=[Writer], responses=WRITE_PROBLEMS)
+def post_metrics(body: MetricsPost, store: Store) -> dict:
+    """Record one iteration's metrics. Posting an iteration again merges into it, so a
+    retried request never duplicates anything."""
+    reliability = None
+    if body.reliability is not None:
+        reliability = [(b.mean_value, b.mean_outcome, b.count) for b in body.reliability]
+    try:
+        created = store.record_metrics(body.run, body.iteration, body.metrics, reliability, body.worker)
+    except StoreInputError as error:
+        raise _unprocessable(error) from None
+    return {"run": body.run, "iteration": body.iteration, "created": created, "names": sorted(body.metrics)}
+
+
+@router.get("/metrics", response_model=MetricsPage, response_model_exclude_unset=True)
+def list_metrics(
+    store: Store,
+    run: RunFilter = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    min_iteration: Annotated[int | None, Query(ge=0)] = None,
+    max_iteration: Annotated[int | None, Query(ge=0)] = None,
+    order: Literal["asc", "desc"] = "asc",
+) -> dict:
+    """Entries in the order they were first recorded (`order=desc`: newest first)."""
+    entries, total = store.list_metrics(run, limit, offset, min_iteration, max_iteration, order == "desc")
+    return {"metrics": entries, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/metrics/latest", response_model=LatestMetrics, response_model_exclude_unset=True)
+def latest_metrics(store: Store, run: RunFilter = None) -> dict:
+    return {"metrics": store.latest_metrics(run)}
+
+
+@router.get("/metric-names", response_model=MetricNames)
+def metric_names() -> dict:
+    return {
+        "known": {name: METRIC_DESCRIPTIONS.get(name, "") for name in sorted(KNOWN_METRICS)},
+        "open_families": [f"{prefix}*" for prefix in OPEN_FAMILIES],
+        "pattern": "^[a-z][a-z0-9_]{0,63}$",
+    }
+
+
+@router.get("/dashboard", response_model=Dashboard, response_model_exclude_unset=True)
+def dashboard(store: Store) -> dict:
+    """Everything the dashboard's header shows, in one request."""
+    runs = store.runs()
+    latest_model = store.latest_model()
+    return {
+        **store.activity(),
+        "runs": runs,
+        "iterations": sum(r["iterations"] for r in runs),
+        "games": sum(r["games"] for r in runs),
+        "positions": sum(r["positions"] for r in runs),
+        "latest_metrics": store.latest_metrics(),
+        "latest_model": model_out(latest_model) if latest_model else None,
+        "models": len(store.list_models()),
+        "workers": store.workers(),
+    }
+
+
+@router.delete("/clear", response_model=Cleared, dependencies=[Writer], responses=WRITE_PROBLEMS)
+def clear(store: Store, run: RunFilter = None) -> dict:
+    """Delete one run's metrics and models (`?run=`), or everything."""
+    return store.clear(run)
+
+
+@router.post("/models", response_model=ModelStored, dependencies=[Writer], responses=WRITE_PROBLEMS)
+def upload_model(
+    store: Store,
+    file: Annotated[UploadFile, File(description="an exported model file (iter_NNNN.pt)")],
+    run: Annotated[str, Form(pattern=LABEL_PATTERN)],
+    version: Annotated[str, Form(pattern=LABEL_PATTERN, examples=["iter_0007"])],
+    iteration: Annotated[int, Form(ge=0)],
+    worker: Annotated[str | None, Form(pattern=LABEL_PATTERN)] = None,
+) -> dict:
+    """Store a model file; it must load as a razzle model. Uploading the same run and
+    version again replaces it."""
+    try:
+        info, created = store.add_model(run, version, iteration, file.file, worker)
+    except StoreInputError as error:
+        raise _unprocessable(error) from None
+    return {"model": model_out(info), "created": created}
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(store: Store, run: RunFilter = None) -> dict:
+    models = [model_out(m) for m in store.list_models(run)]
+    return {"models": models, "total": len(models)}
+
+
+@router.get("/models/latest", response_model=LatestModel)
+def latest_model(store: Store, run: RunFilter = None) -> dict:
+    info = store.latest_model(run)
+    return {"model": model_out(info) if info else None}
+
+
+@router.get(
+    "/models/{version}/download",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the model file"},
+        **problems(_404="no such version"),
+    },
+)
+def download_model(
+    store: Store,
+    version: Annotated[str, Path(pattern=LABEL_PATTERN, examples=["iter_0007"])],
+    run: RunFilter = None,
+) -> FileResponse:
+    """The model file of `version` (of `run`, or its most recent upload of any run)."""
+    found = store.model_file(version, run)
+    if found is None:
+        where = f" of run {run!r}" if run else ""
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model version {version!r}{where}")
+    path, info = found
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{info.run}_{info.version}.pt")

@@ -1,0 +1,81 @@
+"""`AlphaZeroModule`: the network, the composite loss, the optimizer and the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import lightning as L
+import torch
+from torchmetrics import MetricCollection
+
+from razzle.model.network import RazzleNet
+from razzle.train.loss import CompositeLoss
+from razzle.train.metrics import learning_metrics
+from razzle.train.samples import Samples
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class AlphaZeroModule(L.LightningModule):
+    """Trains `net` on `Samples` batches. Metrics are logged once per epoch as
+    ``train/<canonical name>`` and ``val/<canonical name>``.
+
+    optimizer: called with the parameters (a Hydra ``_partial_`` config); default Adam,
+        lr 1e-3, weight decay 1e-4.
+    """
+
+    def __init__(self, net: RazzleNet, loss: CompositeLoss | None = None, optimizer: OptimizerFactory | None = None):
+        super().__init__()
+        self.net = net
+        self.loss = loss if loss is not None else CompositeLoss()
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-4)
+        self.train_metrics = learning_metrics(prefix="train/")
+        self.val_metrics = learning_metrics(prefix="val/")
+
+    def forward(self, planes: torch.Tensor):
+        return self.net(planes)
+
+    def measure(self, batch: Samples, metrics: MetricCollection) -> dict[str, torch.Tensor]:
+        """Forward pass and loss terms, accumulating `metrics`; shared by training, validation
+        and the plain-PyTorch benchmark loop."""
+        output = self.net(batch.planes)
+        losses = self.loss(output, batch)
+        metrics.update(
+            logits=output.policy.detach(),
+            legal=batch.legal,
+            target_policy=batch.policy,
+            value=output.value.detach(),
+            outcome=batch.value,
+            losses=losses,
+            batch_size=len(batch),
+        )
+        return losses
+
+    def training_step(self, batch: Samples, batch_idx: int) -> torch.Tensor:
+        losses = self.measure(batch, self.train_metrics)
+        self.log("loss", losses["loss_total"].detach(), prog_bar=True, logger=False, batch_size=len(batch))
+        if self.loss.adaptive:
+            mass = self.trainer.strategy.reduce(losses["illegal_penalty"].detach(), reduce_op="mean")
+            self.loss.update_multiplier(mass)
+            self.log("train/illegal_multiplier", self.loss.illegal_multiplier, on_step=False, on_epoch=True)
+        return losses["loss_total"]
+
+    def validation_step(self, batch: Samples, batch_idx: int) -> None:
+        self.measure(batch, self.val_metrics)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch(self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(self.val_metrics)
+
+    def _log_epoch(self, metrics: MetricCollection) -> None:
+        """Compute (synchronised across processes by torchmetrics) and log once per epoch;
+        handing Lightning the metric objects instead costs a device move per metric and step."""
+        if any(metric.update_count for metric in metrics.values()):
+            self.log_dict(metrics.compute())
+        metrics.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(params=self.parameters())

@@ -1,0 +1,98 @@
+"""Self-play games, their samples and records, and the replay store."""
+
+import json
+
+import pytest
+import torch
+
+from razzle.game import Rules
+from razzle.search import SearchConfig, UniformEvaluator
+from razzle.selfplay.games import SelfPlayConfig, play_games
+from razzle.selfplay.replay import ReplayStore
+from razzle.train.samples import Samples
+
+RULES = Rules(max_turns=24)
+
+
+@pytest.fixture(scope="module")
+def output():
+    config = SelfPlayConfig(games=6, parallel=4, temperature_turns=4)
+    return play_games(UniformEvaluator(), SearchConfig(simulations=8), config, RULES, seed=1, progress=False)
+
+
+def test_every_game_is_played_and_recorded(output):
+    assert len(output.records) == 6
+    total_actions = sum(len(record.actions) for record in output.records)
+    assert len(output.samples) == total_actions  # one sample per searched position
+    for record in output.records:
+        assert record.position().is_terminal
+
+
+def test_sample_targets_are_consistent(output):
+    samples = output.samples
+    assert torch.allclose(samples.policy.sum(1), torch.ones(len(samples)), atol=1e-2)
+    assert not bool((samples.policy * ~samples.legal).any())
+    assert set(samples.value.abs().unique().tolist()) <= {0.0, 1.0}
+    assert bool(((samples.difficulty >= 0) & (samples.difficulty <= 1)).all())
+
+
+def test_outcomes_match_the_records_from_the_side_to_move(output):
+    first = output.records[0]
+    result = first.position().result
+    values = output.samples.value[: len(first.actions)]
+    assert abs(float(values[0])) == abs(result)
+    assert float(values[0]) == result  # the first position has Player 1 to move
+
+
+def test_game_statistics_are_in_range(output):
+    stats = output.stats
+    assert 0 < stats["game_length_mean"] <= RULES.max_turns
+    for name in ("pass_decision_rate", "p1_win_rate", "draw_rate", "opening_diversity"):
+        assert 0.0 <= stats[name] <= 1.0
+    assert stats["selfplay_evals_per_s"] > 0 and stats["selfplay_games_per_s"] > 0
+
+
+def test_same_seed_same_games():
+    config = SelfPlayConfig(games=3, parallel=3)
+    first, second = (
+        play_games(UniformEvaluator(), SearchConfig(simulations=6), config, RULES, seed=5, progress=False)
+        for _ in range(2)
+    )
+    assert [r.actions for r in first.records] == [r.actions for r in second.records]
+
+
+def test_replay_store_round_trip_and_window(tmp_path, output):
+    store = ReplayStore(tmp_path / "replay", window=len(output.samples) + 1)
+    for iteration in range(3):
+        store.write(iteration, output)
+    assert store.iterations() == [0, 1, 2]
+    assert [p.parent.name for p in store.window_shards()] == ["iter_0001", "iter_0002"]
+    assert len(Samples.load(store.window_shards()[0])) == len(output.samples)
+    assert [r.actions for r in store.records(2)] == [r.actions for r in output.records]
+    assert json.loads((store.folder(1) / "stats.json").read_text())["positions"] == len(output.samples)
+
+
+def test_a_crashed_write_leaves_nothing_behind(tmp_path, output, monkeypatch):
+    store = ReplayStore(tmp_path / "replay")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Samples, "save", crash)
+    with pytest.raises(OSError):
+        store.write(0, output)
+    assert store.iterations() == []
+    assert list((tmp_path / "replay").iterdir()) == []
+
+
+def test_leftover_staging_folders_are_cleared(tmp_path):
+    (tmp_path / "replay" / ".tmp-abc").mkdir(parents=True)
+    ReplayStore(tmp_path / "replay")
+    assert list((tmp_path / "replay").iterdir()) == []
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="selfplay.games"):
+        SelfPlayConfig(games=0)
+    with pytest.raises(ValueError, match="replay window"):
+        ReplayStore("unused", window=0)

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from razzle.model.planes import mirror_planes
+from razzle.model.policy import mirror_policy
+from razzle.train.data import SampleDataModule
+from razzle.train.samples import SampleFileError, Samples
+
+
+def numbered(samples: Samples, start: int) -> Samples:
+    """Copies whose `turn` field is a unique id, to follow samples through the loaders."""
+    copy = samples[torch.arange(len(samples))]
+    copy.turn = torch.arange(start, start + len(samples))
+    return copy
+
+
+def all_equal(tensors, others) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(tensors, others))
+
+
+def ids(loader) -> list[int]:
+    return sorted(t for batch in loader for t in batch.turn.tolist())
+
+
+@pytest.fixture
+def shard_dir(tmp_path, real_samples):
+    numbered(real_samples, 0).save(tmp_path / "000.pt")
+    numbered(real_samples, 100).save(tmp_path / "001.pt")
+    return tmp_path
+
+
+def test_split_is_disjoint_complete_and_stable(shard_dir):
+    data = SampleDataModule(str(shard_dir), batch_size=256, val_fraction=0.25, mirror=False)
+    train = ids(data.train_dataloader())
+    val = ids(SampleDataModule(str(shard_dir), batch_size=16, val_fraction=0.25).val_dataloader())
+    assert not set(train) & set(val) and len(val) > 0
+    assert sorted(train + val) == list(range(64)) + list(range(100, 164))
+    assert ids(data.val_dataloader()) == val
+
+
+def test_max_samples_keeps_the_newest(shard_dir):
+    data = SampleDataModule(str(shard_dir), batch_size=256, val_fraction=0.0, max_samples=80)
+    assert ids(data.train_dataloader()) == list(range(48, 64)) + list(range(100, 164))
+
+
+def test_new_shards_are_read_at_the_next_epoch(shard_dir, real_samples):
+    data = SampleDataModule(str(shard_dir), batch_size=64, val_fraction=0.0)
+    assert len(ids(data.train_dataloader())) == 128
+    numbered(real_samples, 200).save(shard_dir / "002.pt")
+    assert len(ids(data.train_dataloader())) == 192
+
+
+def test_mirror_augmentation_keeps_planes_and_policy_consistent(shard_dir):
+    torch.manual_seed(0)
+    data = SampleDataModule(str(shard_dir), batch_size=128, val_fraction=0.0, mirror=True)
+    batch = next(iter(data.train_dataloader()))
+    original = Samples.load(shard_dir / "000.pt")
+    mirrored_count = 0
+    for planes, legal, policy, turn in zip(batch.planes, batch.legal, batch.policy, batch.turn):
+        source = original[int(turn) % 100]
+        seen = (planes, legal, policy)
+        as_stored = all_equal(seen, (source.planes, source.legal, source.policy))
+        mirror = (mirror_planes(source.planes), mirror_policy(source.legal), mirror_policy(source.policy))
+        mirrored = all_equal(seen, mirror)
+        assert as_stored or mirrored
+        mirrored_count += mirrored and not as_stored
+    assert 30 < mirrored_count < 98  # about half of 128
+
+
+def test_missing_or_empty_directory(tmp_path):
+    with pytest.raises(SampleFileError, match="does not exist"):
+        SampleDataModule(str(tmp_path / "nowhere")).train_dataloader()
+    with pytest.raises(SampleFileError, match="no sample shards"):
+        SampleDataModule(str(tmp_path)).train_dataloader()
