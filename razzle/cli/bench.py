@@ -10,6 +10,7 @@ TARGETS = {
     "engine": "razzle.game.bench",
     "search": "razzle.search.bench",
     "train": "razzle.train.bench",
+    "selfplay": "razzle.selfplay.bench",
 }
 
 

@@ -23,9 +23,9 @@ PIECES_PER_SIDE = 5
 DIRECTIONS = ((0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1))
 # Knight jumps, clockwise: opposite of j is (j + 4) % 8.
 KNIGHT_JUMPS = ((1, 2), (2, 1), (2, -1), (1, -2), (-1, -2), (-2, -1), (-2, 1), (-1, 2))
-# Longest straight line on a 7x8 board has 7 further squares; one more slot is always the
-# sentinel, so a ray always meets an "occupied" square.
-RAY_LENGTH = 8
+# The longest straight line on a 7x8 board has 7 further squares. A ray with no occupied
+# square reads as empty at its first square, which blocks the pass like an edge does.
+RAY_LENGTH = 7
 
 
 def square(file: int, rank: int) -> int:

@@ -73,13 +73,15 @@ def _side(t: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def _slot_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per candidate slot: the action-index offset of its plane, and which origin square
-    it starts from (0-4 the side's piece slots, 5 the carrier, 6 a zero for `end`)."""
-    offset = [jump * NUM_SQUARES for _ in range(PIECES_PER_SIDE) for jump in range(KNIGHT_PLANES)]
-    offset += [(KNIGHT_PLANES + d) * NUM_SQUARES for d in range(8)] + [END]
-    source = [piece for piece in range(PIECES_PER_SIDE) for _ in range(KNIGHT_PLANES)] + [5] * 8 + [6]
-    return torch.tensor(offset, device=device), torch.tensor(source, device=device)
+def _knight_planes(device: torch.device) -> torch.Tensor:
+    """Index offset of each knight jump's plane (action = offset + from-square)."""
+    return torch.arange(KNIGHT_PLANES, device=device) * NUM_SQUARES
+
+
+@lru_cache(maxsize=None)
+def _pass_planes(device: torch.device) -> torch.Tensor:
+    """Index offset of each pass direction's plane (action = offset + carrier square)."""
+    return (torch.arange(8, device=device) + KNIGHT_PLANES) * NUM_SQUARES
 
 
 def derive_legal(state: State) -> None:
@@ -117,10 +119,11 @@ def derive_legal(state: State) -> None:
     mover = (slots != my_carrier) & ~(state.mid_chain | state.forced).unsqueeze(1)
     knight_ok = empty & mover.unsqueeze(2)
 
-    # Slot s's action is SLOT_OFFSET[s] + the square it starts from (see _slot_tables).
-    offset, source = _slot_tables(state.device)
-    origins = torch.cat([my_squares, carrier_sq.unsqueeze(1), torch.zeros_like(carrier_sq).unsqueeze(1)], 1)
-    state.actions = offset + origins.index_select(1, source)
+    actions = torch.empty(B, NUM_SLOTS, dtype=torch.int64, device=state.device)
+    torch.add(_knight_planes(state.device), my_squares.unsqueeze(2), out=actions[:, :PASS_SLOT].view(B, -1, 8))
+    torch.add(_pass_planes(state.device), carrier_sq.unsqueeze(1), out=actions[:, PASS_SLOT:END_SLOT])
+    actions[:, END_SLOT] = END
+    state.actions = actions
     legal = torch.empty(B, NUM_SLOTS, dtype=torch.bool, device=state.device)
     legal[:, :PASS_SLOT] = knight_ok.view(B, -1)
     legal[:, PASS_SLOT:END_SLOT] = pass_ok
@@ -157,7 +160,8 @@ def repetition_key(state: State) -> torch.Tensor:
     binomials, owner_rank = _key_tables(state.device)
     B = state.batch_size
     squares = state.squares.view(B, 10)
-    place = (squares.unsqueeze(1) < squares.unsqueeze(2)).sum(2)  # each piece's rank by square
+    below = (squares.unsqueeze(1) < squares.unsqueeze(2)).view(torch.uint8)
+    place = below.sum(2, dtype=torch.uint8).long()  # each piece's rank by square
     occupied_rank = binomials.view(-1).take(squares * 11 + place + 1).sum(1)
     bit = 1 << place
     owners = owner_rank.take(bit[:, PIECES_PER_SIDE:].sum(1))

@@ -92,12 +92,13 @@ class State:
         return replace(self, **out)
 
     def assign_where_(self, mask: torch.Tensor, other: State) -> State:
-        """In-place `where`: overwrite the masked games with `other`'s (restart finished games
-        in a loop that owns this batch); returns self."""
-        theirs = other._tensors()
-        for name, t in self._tensors().items():
-            m = mask.view(-1, *([1] * (t.dim() - 1)))
-            torch.where(m, theirs[name], t, out=t)
+        """In place: overwrite the masked games with `other`'s (restart finished games in a
+        loop that owns this batch); returns self. Touches only the masked rows."""
+        rows = mask.nonzero().squeeze(1)
+        if rows.numel():
+            theirs = other._tensors()
+            for name, t in self._tensors().items():
+                t.index_copy_(0, rows, theirs[name].index_select(0, rows))
         return self
 
     @staticmethod

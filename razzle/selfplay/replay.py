@@ -8,7 +8,8 @@
 
 An iteration is written into a hidden temporary folder and renamed into place, so a crash
 never leaves a half iteration that a later read would take; leftovers are removed on open.
-The training window is the newest iterations holding at least `window` positions.
+Training reads the store as a folder of sample shards (`SampleDataModule`, whose
+`max_samples` keeps the newest positions: the replay window).
 """
 
 from __future__ import annotations
@@ -27,11 +28,8 @@ _ITERATION = re.compile(r"^iter_(\d{4,})$")
 
 
 class ReplayStore:
-    def __init__(self, root: str | os.PathLike, window: int = 100_000):
-        if window < 1:
-            raise ValueError(f"replay window must be a positive number of positions, got {window}")
+    def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self.window = window
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -67,16 +65,6 @@ class ReplayStore:
 
     def stats(self, iteration: int) -> dict:
         return json.loads((self.folder(iteration) / "stats.json").read_text())
-
-    def window_shards(self) -> list[Path]:
-        """Sample shards of the newest iterations that together hold `window` positions."""
-        shards, positions = [], 0
-        for iteration in reversed(self.iterations()):
-            shards.append(self.folder(iteration) / "samples.pt")
-            positions += self.stats(iteration)["positions"]
-            if positions >= self.window:
-                break
-        return list(reversed(shards))
 
     def records(self, iteration: int) -> list[GameRecord]:
         text = (self.folder(iteration) / "games.txt").read_text()

@@ -32,7 +32,7 @@ from razzle.model.io import save_model_file
 from razzle.search import MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
 from razzle.selfplay.games import SelfPlayConfig, play_games
 from razzle.selfplay.replay import ReplayStore
-from razzle.train.metrics import learning_metrics
+from razzle.train.metrics import GAME_METRICS, learning_metrics
 from razzle.train.samples import Samples
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ class SelfPlayLoop(L.Callback):
         search: SearchConfig,
         games: SelfPlayConfig,
         epochs_per_iteration: int = 2,
-        window: int = 50_000,
         eval_every: int = 2,
         eval_games: int = 20,
         seed: int = 0,
@@ -61,7 +60,6 @@ class SelfPlayLoop(L.Callback):
         self.replay_dir, self.models_dir = Path(replay_dir), Path(models_dir)
         self.rules, self.search, self.games = rules, search, games
         self.epochs_per_iteration = epochs_per_iteration
-        self.window = window
         self.eval_every, self.eval_games = eval_every, eval_games
         self.seed = seed
         self.progress = progress
@@ -82,7 +80,7 @@ class SelfPlayLoop(L.Callback):
 
     # --- hooks ----------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.store = ReplayStore(self.replay_dir, self.window)
+        self.store = ReplayStore(self.replay_dir)
         for stale in [i for i in self.store.iterations() if i > self.iteration]:
             self.store.remove(stale)  # played after the checkpoint we resume from
         if self.iteration not in self.store.iterations():
@@ -137,7 +135,7 @@ class SelfPlayLoop(L.Callback):
         measured, reliability = self._measure(module, output.samples)
         self.pending = {
             **measured,
-            **{name: output.stats[name] for name in _GAME_STATS},
+            **{name: output.stats[name] for name in GAME_METRICS},
             "games": float(self.games.games),
             "positions": float(len(output.samples)),
             "selfplay_seconds": time.perf_counter() - started,
@@ -191,14 +189,3 @@ class SelfPlayLoop(L.Callback):
         self.history.append(record)
         self.finished = None
 
-
-_GAME_STATS = (
-    "pass_decision_rate",
-    "game_length_mean",
-    "game_length_std",
-    "p1_win_rate",
-    "draw_rate",
-    "opening_diversity",
-    "selfplay_games_per_s",
-    "selfplay_evals_per_s",
-)

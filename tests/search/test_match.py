@@ -48,8 +48,11 @@ def test_a_player_is_only_asked_about_its_own_games():
 def test_score_and_interval():
     result = MatchResult(wins=30, draws=10, losses=10)
     assert result.score == pytest.approx(0.7)
-    low, high = result.score_interval()
-    assert low < 0.7 < high and high - low == pytest.approx(2 * 1.96 * (0.21 / 50) ** 0.5)
+    # Wilson interval, worked by hand: centre (0.7 + 1.96^2/100) / (1 + 1.96^2/50) = 0.6857,
+    # half-width 1.96 * sqrt(0.21/50 + 1.96^2/10000) / 1.0768 = 0.1232.
+    assert result.score_interval() == pytest.approx((0.5625, 0.8090), abs=1e-3)
+    low, high = MatchResult(wins=100, draws=0, losses=0).score_interval()
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.9630, abs=1e-3)
     with pytest.raises(ValueError, match="at least one game"):
         play_match(RandomPlayer(), RandomPlayer(), games=0)
 

@@ -61,14 +61,15 @@ def test_same_seed_same_games():
     assert [r.actions for r in first.records] == [r.actions for r in second.records]
 
 
-def test_replay_store_round_trip_and_window(tmp_path, output):
-    store = ReplayStore(tmp_path / "replay", window=len(output.samples) + 1)
+def test_replay_store_round_trip(tmp_path, output):
+    store = ReplayStore(tmp_path / "replay")
     for iteration in range(3):
         store.write(iteration, output)
     assert store.iterations() == [0, 1, 2]
-    assert [p.parent.name for p in store.window_shards()] == ["iter_0001", "iter_0002"]
-    assert len(Samples.load(store.window_shards()[0])) == len(output.samples)
+    assert len(Samples.load(store.folder(1) / "samples.pt")) == len(output.samples)
     assert [r.actions for r in store.records(2)] == [r.actions for r in output.records]
+    store.remove(2)
+    assert store.iterations() == [0, 1]
     assert json.loads((store.folder(1) / "stats.json").read_text())["positions"] == len(output.samples)
 
 
@@ -94,5 +95,3 @@ def test_leftover_staging_folders_are_cleared(tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="selfplay.games"):
         SelfPlayConfig(games=0)
-    with pytest.raises(ValueError, match="replay window"):
-        ReplayStore("unused", window=0)

@@ -1,0 +1,63 @@
+"""`razzle bench selfplay`: how much of self-play is the network, and raw search speed.
+
+search overhead = self-play network evaluations/s / the bare network's forward
+positions/s at the same batch (1.0: the search costs nothing beside the network).
+Raw search speed uses a uniform evaluator, so it measures the tree and the rules alone.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from razzle.game.bench import midgame_positions
+from razzle.model.evaluator import NetworkEvaluator
+from razzle.model.network import RazzleNet
+from razzle.search import SearchConfig, UniformEvaluator
+from razzle.search.bench import search_throughput
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--models", nargs="+", default=["tiny", "medium"], help="network sizes")
+    parser.add_argument("--batch", type=int, default=64, help="games searched in lockstep")
+    parser.add_argument("--simulations", type=int, default=64)
+    parser.add_argument("--raw-batch-sizes", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network")
+
+
+def forward_positions_per_s(evaluator: NetworkEvaluator, positions, seconds: float) -> float:
+    evaluator(positions)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        evaluator(positions)
+        calls += 1
+    if positions.device.type == "cuda":
+        torch.cuda.synchronize()
+    return calls * positions.batch_size / (time.perf_counter() - started)
+
+
+def run(args) -> dict:
+    device = torch.device(args.device)
+    config = SearchConfig(simulations=args.simulations)
+    positions = midgame_positions(args.batch, device, seed=2)
+    figures: dict = {"threads": torch.get_num_threads(), "batch": args.batch, "simulations": args.simulations}
+    for size in args.models:
+        evaluator = NetworkEvaluator(RazzleNet.of_size(size), device, bf16=args.bf16)
+        bare = forward_positions_per_s(evaluator, positions, args.seconds)
+        search = search_throughput(evaluator, positions, config, args.seconds)
+        overhead = search["evaluations_per_s"] / bare
+        figures[f"{size}_network_positions_per_s"] = round(bare)
+        figures[f"{size}_selfplay_evals_per_s"] = search["evaluations_per_s"]
+        figures[f"{size}_search_overhead"] = round(overhead, 3)
+        print(
+            f"{size:>6}: bare network {bare:9,.0f} positions/s, in search {search['evaluations_per_s']:9,} "
+            f"evaluations/s at batch {args.batch} -> search overhead ratio {overhead:.2f}"
+        )
+    for batch in args.raw_batch_sizes:
+        raw = search_throughput(UniformEvaluator(), midgame_positions(batch, device, seed=3), config, args.seconds)
+        figures[f"uniform_sims_per_s_b{batch}"] = raw["sims_per_s"]
+        print(f"uniform evaluator, batch {batch:>5}: {raw['sims_per_s']:>9,} simulations/s")
+    return figures

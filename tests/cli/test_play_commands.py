@@ -1,0 +1,64 @@
+"""`razzle play` and `razzle arena` as a user runs them."""
+
+import subprocess
+import sys
+
+import pytest
+
+from razzle.model.io import save_model_file
+from razzle.model.network import RazzleNet
+
+
+def run_razzle(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "razzle", *args], input=stdin, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "iter_0000.pt"
+    save_model_file(RazzleNet.of_size("tiny"), path, {"iteration": 0})
+    return path
+
+
+def test_play_accepts_moves_refuses_bad_ones_and_quits(model_file):
+    result = run_razzle(
+        "play", "--model", str(model_file), "--simulations", "8", stdin="b1-c3\nmoves\nb1-b2\nundo\nquit\n"
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "AI plays" in out and "visits" in out  # the AI answered and showed its candidates
+    assert "illegal action 'b1-b2'" in out  # refused with the reason, the game goes on
+    assert out.count("your move>") >= 4
+
+
+def test_play_a_whole_pass_chain_in_one_line():
+    moves = "e1-d3\nd1-d3-d1\n"  # the chain is refused (d1 passed, so it is ineligible)
+    result = run_razzle("play", "--simulations", "4", stdin=moves + "quit\n")
+    assert result.returncode == 0
+    assert "ineligible" in result.stdout
+
+
+def test_watch_plays_a_whole_game():
+    result = run_razzle("play", "--watch", "--delay", "0", "--simulations", "4", "--max-turns", "6")
+    assert result.returncode == 0, result.stderr
+    assert "game over after 6 turns" in result.stdout or "wins" in result.stdout
+    assert '[Result "' in result.stdout
+
+
+def test_arena_prints_a_result_with_an_interval(model_file):
+    result = run_razzle(
+        "arena", "--model", str(model_file), "--opponent", "random", "--games", "4", "--simulations", "8"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "in 4 games" in result.stdout and "95% CI" in result.stdout
+
+
+def test_a_bad_model_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a model")
+    result = run_razzle("arena", "--model", str(bad), "--games", "2")
+    assert result.returncode != 0
+    assert "not a readable model file" in result.stderr
+    assert "Traceback" not in result.stderr
