@@ -60,26 +60,33 @@ def save_model_file(network: RazzleNet, path: str | os.PathLike, metadata: dict 
     return atomic_save(payload, path)
 
 
+def read_payload(path: Path, file_format: str, what: str, error: type[Exception]) -> dict:
+    """Load a razzle file safely (weights only: a file cannot run code) and check that it is
+    of `file_format` and of this razzle's input encoding; `error` names any problem."""
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for damaged or foreign files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise error(f"{path} is not a readable {what}: {reason}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != file_format:
+        raise error(f"{path} is not a razzle {what}")
+    if payload.get("encoding_version") != ENCODING_VERSION:
+        raise error(
+            f"{path} was written for input encoding {payload.get('encoding_version')!r}; "
+            f"this razzle encodes version {ENCODING_VERSION}, so a network would misread its positions"
+        )
+    return payload
+
+
 def load_model_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[RazzleNet, dict]:
     """(network in eval mode on `map_location`, metadata); ModelFileError says what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for damaged or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"{path} is not a readable model file: {reason}") from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a razzle model file")
+    payload = read_payload(path, FORMAT, "model file", ModelFileError)
     if payload.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{path} has model file format {payload.get('format_version')!r}; this razzle reads {FORMAT_VERSION}"
-        )
-    if payload.get("encoding_version") != ENCODING_VERSION:
-        raise ModelFileError(
-            f"{path} was trained on input encoding {payload.get('encoding_version')!r}; "
-            f"this razzle encodes version {ENCODING_VERSION}, so the network would misread positions"
         )
     try:
         network = RazzleNet(**payload["architecture"])

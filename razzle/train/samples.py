@@ -33,7 +33,7 @@ from razzle.game.actions import NUM_ACTIONS
 from razzle.game.engine import initial_state, random_actions, step
 from razzle.game.rules import Rules
 from razzle.game.state import State
-from razzle.model.io import atomic_save
+from razzle.model.io import atomic_save, read_payload
 from razzle.model.planes import ENCODING_VERSION, encode_states, mirror_planes
 from razzle.model.policy import legal_mask, mirror_policy, reorient_policy
 
@@ -98,19 +98,7 @@ class Samples:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Samples:
         path = Path(path)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError as error:
-            raise SampleFileError(f"sample shard {path} does not exist") from error
-        except Exception as error:  # torch raises many kinds for damaged files
-            raise SampleFileError(f"{path} is not a readable sample shard: {error}") from error
-        if not isinstance(payload, dict) or payload.get("format") != SHARD_FORMAT:
-            raise SampleFileError(f"{path} is not a razzle sample shard")
-        if payload.get("encoding_version") != ENCODING_VERSION:
-            raise SampleFileError(
-                f"{path} holds planes of input encoding {payload.get('encoding_version')!r}; "
-                f"this razzle encodes version {ENCODING_VERSION}"
-            )
+        payload = read_payload(path, SHARD_FORMAT, "sample shard", SampleFileError)
         stored = payload.get("samples", {})
         names = [f.name for f in fields(cls)]
         if not isinstance(stored, dict) or sorted(stored) != sorted(names):
