@@ -132,19 +132,15 @@ def derive_legal(state: State) -> None:
     state.legal &= ~state.done.unsqueeze(1)
 
 
+@lru_cache(maxsize=None)
 def _key_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Binomial coefficients C(s, k) for the combinatorial number system, and the rank of
     every 10-bit owner pattern with five bits set (others never occur)."""
-    if device not in _KEY_TABLES:
-        binomials = torch.tensor([[comb(s, k) for k in range(11)] for s in range(NUM_SQUARES)], device=device)
-        patterns = [p for p in range(1 << 10) if p.bit_count() == PIECES_PER_SIDE]
-        owner_rank = torch.zeros(1 << 10, dtype=torch.int64, device=device)
-        owner_rank[patterns] = torch.arange(len(patterns), device=device)
-        _KEY_TABLES[device] = binomials, owner_rank
-    return _KEY_TABLES[device]
-
-
-_KEY_TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+    binomials = torch.tensor([[comb(s, k) for k in range(11)] for s in range(NUM_SQUARES)], device=device)
+    patterns = [p for p in range(1 << 10) if p.bit_count() == PIECES_PER_SIDE]
+    owner_rank = torch.zeros(1 << 10, dtype=torch.int64, device=device)
+    owner_rank[patterns] = torch.arange(len(patterns), device=device)
+    return binomials, owner_rank
 
 
 def repetition_key(state: State) -> torch.Tensor:
