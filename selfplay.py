@@ -10,6 +10,8 @@ game records, statistics), the same layout the training loop keeps.
 import hydra
 from omegaconf import DictConfig
 
+import razzle.train  # noqa: F401  (registers the config resolvers; imports no torch)
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="worker")
 def main(cfg: DictConfig) -> None:
