@@ -19,9 +19,11 @@ def main(cfg: DictConfig) -> None:
     from hydra.errors import InstantiationException
 
     from razzle.model.io import ModelFileError
+    from razzle.train.console import quiet_dependencies
     from razzle.train.run import train
     from razzle.train.samples import SampleFileError
 
+    quiet_dependencies()
     try:
         train(cfg)
     except (InstantiationException, SampleFileError, ModelFileError, FileNotFoundError) as error:
