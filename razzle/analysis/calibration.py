@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -254,9 +255,9 @@ def reliability_diagram(report: CalibrationReport, path: str | os.PathLike, titl
     top.set_ylim(-1.05, 1.05)
     top.legend(loc="upper left")
     top.set_title(
-        f"{title}\ncalibration error {_cell(report.calibration_error)}, value skill {_cell(report.value_skill)}, "
+        f"{textwrap.fill(title, 80)}\ncalibration error {_cell(report.calibration_error)}, value skill {_cell(report.value_skill)}, "
         f"{report.positions} positions",
-        fontsize=9,
+        fontsize=8,
     )
     bottom.bar([(b.low + b.high) / 2 for b in report.bins], [b.count for b in report.bins], width=0.18, color="tab:grey")
     bottom.set_xlabel("network value v (bins of 0.2)")

@@ -55,7 +55,7 @@ def run(args) -> int:
         network, metadata = load_model_file(args.model)
         if args.replay:
             samples, shards = replay_samples(args.replay)
-            source = f"replay {args.replay} ({len(shards)} shards)"
+            source = f"replay {args.replay} ({len(shards)} shard{'' if len(shards) == 1 else 's'})"
             seen = trained_shards(args.model, shards)
             if seen:
                 print(
