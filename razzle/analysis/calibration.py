@@ -103,7 +103,9 @@ def replay_samples(directory: str | os.PathLike) -> tuple[Samples, list[Path]]:
         raise CalibrationInputError(f"replay folder {directory} does not exist")
     paths = shard_paths(directory)
     if not paths:
-        raise CalibrationInputError(f"replay folder {directory} holds no sample shards (*.pt, e.g. iter_0000/samples.pt)")
+        raise CalibrationInputError(
+            f"replay folder {directory} holds no sample shards (*.pt, e.g. iter_0000/samples.pt)"
+        )
     try:
         samples = Samples.cat([Samples.load(path) for path in paths])
     except SampleFileError as error:
@@ -140,7 +142,9 @@ def fresh_samples(
 
 
 @torch.inference_mode()
-def predict_values(network: RazzleNet, planes: torch.Tensor, device: str = "cpu", batch_size: int = 1024) -> torch.Tensor:
+def predict_values(
+    network: RazzleNet, planes: torch.Tensor, device: str = "cpu", batch_size: int = 1024
+) -> torch.Tensor:
     """[N] the network's value of each position (side to move's view), on the CPU."""
     network = network.to(device).eval()
     parts = [network(chunk.to(device)).value.float().cpu() for chunk in planes.split(batch_size)]
@@ -192,9 +196,8 @@ def analyse(
     bucket = turn.long() // phase_turns
     for index in bucket.unique().tolist():
         where = bucket == index
-        phases.append(
-            Phase(index * phase_turns, (index + 1) * phase_turns - 1, int(where.sum()), *_core(value[where], outcome[where]))
-        )
+        first = index * phase_turns
+        phases.append(Phase(first, first + phase_turns - 1, int(where.sum()), *_core(value[where], outcome[where])))
     return CalibrationReport(
         positions=n,
         calibration_error=calibration_error,
@@ -255,11 +258,12 @@ def reliability_diagram(report: CalibrationReport, path: str | os.PathLike, titl
     top.set_ylim(-1.05, 1.05)
     top.legend(loc="upper left")
     top.set_title(
-        f"{textwrap.fill(title, 80)}\ncalibration error {_cell(report.calibration_error)}, value skill {_cell(report.value_skill)}, "
-        f"{report.positions} positions",
+        f"{textwrap.fill(title, 80)}\ncalibration error {_cell(report.calibration_error)}, "
+        f"value skill {_cell(report.value_skill)}, {report.positions} positions",
         fontsize=8,
     )
-    bottom.bar([(b.low + b.high) / 2 for b in report.bins], [b.count for b in report.bins], width=0.18, color="tab:grey")
+    centres = [(b.low + b.high) / 2 for b in report.bins]
+    bottom.bar(centres, [b.count for b in report.bins], width=0.18, color="tab:grey")
     bottom.set_xlabel("network value v (bins of 0.2)")
     bottom.set_ylabel("positions")
     bottom.set_xlim(-1.05, 1.05)

@@ -143,7 +143,8 @@ def find_run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if _metrics_files(path):
             found.append(path)
             continue
-        inside = sorted((p for p in path.iterdir() if p.is_dir() and _metrics_files(p)), key=lambda p: (_number(p.name), p.name))
+        inside = [p for p in path.iterdir() if p.is_dir() and _metrics_files(p)]
+        inside.sort(key=lambda p: (_number(p.name), p.name))
         if not inside:
             raise CompareError(
                 f"no training runs in {path}: a run folder holds csv/version_*/metrics.csv "
@@ -312,7 +313,9 @@ def compare(
     if not common:
         raise CompareError("the runs share no iteration, so there is nothing to compare")
     if any(run.iterations != common for run in runs):
-        notes.append(f"the runs have different lengths; the comparison uses their common iterations {common[0]}-{common[-1]}")
+        notes.append(
+            f"the runs have different lengths; the comparison uses their common iterations {common[0]}-{common[-1]}"
+        )
     last_third = common[-math.ceil(len(common) / 3) :]
     reference = arms[0]
 
@@ -363,6 +366,10 @@ def _mean(values: list[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
+def _below(value: float, target: float) -> bool | None:
+    return None if math.isnan(value) else value < target
+
+
 def success_criteria(comparison: Comparison) -> dict[str, dict[str, bool | None]]:
     """Per arm, the training plan's success criteria at the last common iteration (mean over
     seeds): calibration error < 0.15, policy top-1 > 0.40, and no regression in policy
@@ -382,7 +389,7 @@ def success_criteria(comparison: Comparison) -> dict[str, dict[str, bool | None]
                 not math.isnan(speed_gap.low) and speed_gap.low > 0
             )
         criteria[arm.label] = {
-            f"calibration error < {CALIBRATION_TARGET}": None if math.isnan(calibration) else calibration < CALIBRATION_TARGET,
+            f"calibration error < {CALIBRATION_TARGET}": _below(calibration, CALIBRATION_TARGET),
             f"policy top-1 > {TOP1_TARGET}": None if math.isnan(top1) else top1 > TOP1_TARGET,
             "no regression in policy learning speed": None if regression is None else not regression,
         }

@@ -85,7 +85,8 @@ def markdown(comparison: Comparison, duels: list[HeadToHead], plots: list[str]) 
         for duel in duels:
             total = duel.result
             low, high = total.score_interval()
-            rows.append([f"`{duel.arm}`", f"{total.wins}-{total.draws}-{total.losses}", f"{total.score:.3f} [{low:.3f}, {high:.3f}]"])
+            score = f"{total.score:.3f} [{low:.3f}, {high:.3f}]"
+            rows.append([f"`{duel.arm}`", f"{total.wins}-{total.draws}-{total.losses}", score])
         lines += _table(["arm", "wins-draws-losses", "score [95% Wilson interval over games]"], rows)
 
     lines += ["## Per iteration", "", *[f"![{p}]({p})" for p in plots], ""]
@@ -113,12 +114,12 @@ def plot_metrics(comparison: Comparison, path: Path) -> Path:
     figure, axes = plt.subplots(rows, columns, figsize=(11, 3.2 * rows), squeeze=False)
     for axis, metric in zip(axes.flat, comparison.metrics):
         for arm in comparison.arms:
-            measured = [
-                (i, s) for i, s in zip(comparison.iterations, comparison.per_iteration[metric][arm.label]) if not math.isnan(s.mean)
-            ]
+            series = comparison.per_iteration[metric][arm.label]
+            measured = [(i, s) for i, s in zip(comparison.iterations, series) if not math.isnan(s.mean)]
             x = [i for i, _ in measured]
             line = axis.plot(x, [s.mean for _, s in measured], marker=".", label=arm.label)[0]
-            axis.fill_between(x, [s.low for _, s in measured], [s.high for _, s in measured], color=line.get_color(), alpha=0.2)
+            low, high = [s.low for _, s in measured], [s.high for _, s in measured]
+            axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
         axis.set_title(metric, fontsize=10)
         axis.set_xlabel("iteration")
     for axis in list(axes.flat)[len(comparison.metrics) :]:
@@ -150,7 +151,8 @@ def plot_differences(comparison: Comparison, path: Path) -> Path:
         axis.set_title(metric, fontsize=8)
     for axis in list(axes.flat)[len(metrics) :]:
         axis.set_visible(False)
-    figure.suptitle(f"difference to {comparison.reference.label}, last third, {CONFIDENCE:.0%} Welch t-interval", fontsize=9)
+    title = f"difference to {comparison.reference.label}, last third, {CONFIDENCE:.0%} Welch t-interval"
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -14,7 +14,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="a multirun folder, or run folders")
     parser.add_argument("--out", help="report folder (default: DIR/compare for one DIR, else outputs/compare)")
-    parser.add_argument("--by", nargs="+", metavar="KEY", help="config keys that define the arms (default: those that differ)")
+    parser.add_argument(
+        "--by", nargs="+", metavar="KEY", help="config keys that define the arms (default: those that differ)"
+    )
     parser.add_argument("--top1-threshold", type=float, default=TOP1_TARGET, help="policy top-1 for the learning speed")
     parser.add_argument("--arena-games", type=int, default=0, help="games per seed pair between final models (0: none)")
     parser.add_argument("--simulations", type=int, default=64, help="MCTS simulations per move in the arena")
@@ -33,7 +35,10 @@ def run(args) -> int:
             duels = head_to_head(comparison, args.arena_games, args.simulations, args.seed, args.device)
     except (CompareError, ValueError) as error:
         raise SystemExit(f"razzle compare: {error}") from None
-    out = Path(args.out) if args.out else Path(args.dirs[0]) / "compare" if len(args.dirs) == 1 else Path("outputs/compare")
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path(args.dirs[0]) / "compare" if len(args.dirs) == 1 else Path("outputs/compare")
     report = write_report(comparison, out, duels)
     reference = comparison.reference.label
     print(f"{len(comparison.arms)} arm(s): " + "; ".join(f"{a.label} ({len(a.runs)} seeds)" for a in comparison.arms))
@@ -46,6 +51,7 @@ def run(args) -> int:
     for duel in duels:
         total = duel.result
         low, high = total.score_interval()
-        print(f"{duel.arm} vs {reference}: {total.wins}-{total.draws}-{total.losses}, score {total.score:.3f} ({low:.3f}-{high:.3f})")
+        record = f"{total.wins}-{total.draws}-{total.losses}"
+        print(f"{duel.arm} vs {reference}: {record}, score {total.score:.3f} ({low:.3f}-{high:.3f})")
     print(f"report: {report}")
     return 0

@@ -142,12 +142,14 @@ def test_calibration_command_on_a_replay_folder(model_and_replay, tmp_path):
 def test_calibration_warns_about_positions_the_model_trained_on(tmp_path, capsys):
     model = save_model_file(value_network(), tmp_path / "run" / "models" / "iter_0003.pt")
     constructed_samples().save(tmp_path / "run" / "replay" / "iter_0002" / "samples.pt")
-    assert main(["calibration", str(model), "--replay", str(tmp_path / "run" / "replay"), "--out", str(tmp_path / "o")]) == 0
+    replay = tmp_path / "run" / "replay"
+    assert main(["calibration", str(model), "--replay", str(replay), "--out", str(tmp_path / "o")]) == 0
     assert "has trained on 1 of these shards" in capsys.readouterr().err
 
 
 def test_calibration_on_fresh_games(tmp_path, capsys):
-    model = save_model_file(RazzleNet(channels=4, blocks=1), tmp_path / "m.pt", {"rules": {"max_turns": 12, "repetition_draw": True}})
+    rules = {"max_turns": 12, "repetition_draw": True}
+    model = save_model_file(RazzleNet(channels=4, blocks=1), tmp_path / "m.pt", {"rules": rules})
     assert main(["calibration", str(model), "--games", "2", "--simulations", "2", "--out", str(tmp_path / "o")]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["positions"] == sum(b["count"] for b in report["bins"]) > 0
