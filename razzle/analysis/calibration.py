@@ -96,11 +96,13 @@ def _finite(item):
 
 
 def replay_samples(directory: str | os.PathLike) -> tuple[Samples, list[Path]]:
-    """Every sample shard under a folder (a run's ``replay/``, one ``iter_NNNN/``, or any
-    folder of ``*.pt`` shards) and the shards' paths."""
+    """Every sample shard under a folder (a run folder's ``replay/``, a ``replay/``, one
+    ``iter_NNNN/``, or any folder of ``*.pt`` shards) and the shards' paths."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CalibrationInputError(f"replay folder {directory} does not exist")
+    if (directory / "replay").is_dir():  # a run folder: its models are no sample shards
+        directory = directory / "replay"
     paths = shard_paths(directory)
     if not paths:
         raise CalibrationInputError(

@@ -87,7 +87,7 @@ def markdown(comparison: Comparison, duels: list[HeadToHead], plots: list[str]) 
             low, high = total.score_interval()
             score = f"{total.score:.3f} [{low:.3f}, {high:.3f}]"
             rows.append([f"`{duel.arm}`", f"{total.wins}-{total.draws}-{total.losses}", score])
-        lines += _table(["arm", "wins-draws-losses", "score [95% Wilson interval over games]"], rows)
+        lines += _table(["arm", "wins-draws-losses", "score [95% Wilson interval over the pooled games]"], rows)
 
     lines += ["## Per iteration", "", *[f"![{p}]({p})" for p in plots], ""]
     for metric in comparison.metrics:

@@ -142,9 +142,12 @@ def test_calibration_command_on_a_replay_folder(model_and_replay, tmp_path):
 def test_calibration_warns_about_positions_the_model_trained_on(tmp_path, capsys):
     model = save_model_file(value_network(), tmp_path / "run" / "models" / "iter_0003.pt")
     constructed_samples().save(tmp_path / "run" / "replay" / "iter_0002" / "samples.pt")
-    replay = tmp_path / "run" / "replay"
-    assert main(["calibration", str(model), "--replay", str(replay), "--out", str(tmp_path / "o")]) == 0
-    assert "has trained on 1 of these shards" in capsys.readouterr().err
+    constructed_samples()[:3].save(tmp_path / "run" / "replay" / "iter_0004" / "samples.pt")
+    run = tmp_path / "run"  # a run folder stands for its replay/ (its models are no shards)
+    assert main(["calibration", str(model), "--replay", str(run), "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    assert "has trained on 1 of these shards (iter_0002...)" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["positions"] == len(POSITIONS) + 3
 
 
 def test_calibration_on_fresh_games(tmp_path, capsys):
