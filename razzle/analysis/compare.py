@@ -420,7 +420,12 @@ def final_model(run: Run) -> Path:
 
 
 def head_to_head(
-    comparison: Comparison, games: int, simulations: int = 64, seed: int = 0, device: str = "cpu"
+    comparison: Comparison,
+    games: int,
+    simulations: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
 ) -> list[HeadToHead]:
     """Every other arm's final models against the reference arm's: `games` games per pair
     of seeds, colours alternated, `simulations` per move, no root noise."""
@@ -437,6 +442,6 @@ def head_to_head(
             rules = Rules(**metadata["rules"]) if isinstance(metadata.get("rules"), dict) else Rules()
             first = MCTSPlayer(NetworkEvaluator(network, device), search, seed=seed)
             second = MCTSPlayer(NetworkEvaluator(opponent, device), search, seed=seed + 1)
-            pairs.append((*files, play_match(first, second, games, rules)))
+            pairs.append((*files, play_match(first, second, games, rules, progress=progress)))
         duels.append(HeadToHead(arm.label, pairs))
     return duels

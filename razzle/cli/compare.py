@@ -32,7 +32,7 @@ def run(args) -> int:
         comparison = compare(args.dirs, args.by, args.top1_threshold)
         duels = []
         if args.arena_games:
-            duels = head_to_head(comparison, args.arena_games, args.simulations, args.seed, args.device)
+            duels = head_to_head(comparison, args.arena_games, args.simulations, args.seed, args.device, progress=True)
     except (CompareError, ValueError) as error:
         raise SystemExit(f"razzle compare: {error}") from None
     if args.out:
