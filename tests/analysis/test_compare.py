@@ -235,3 +235,23 @@ def test_bad_input_gets_one_clear_message(tmp_path, setup, message):
 def test_a_missing_folder_is_named(tmp_path):
     with pytest.raises(CompareError, match="is not a folder"):
         compare([tmp_path / "nowhere"])
+
+
+def test_a_resumed_run_reads_every_csv_version_and_the_later_one_wins(tmp_path):
+    run = write_run(tmp_path / "run", 0.0, 0, [0.3] * ITERATIONS, top1_curve(0))
+    resumed = run / "csv" / "version_1"
+    resumed.mkdir()
+    # The resumed process logs the last iteration again, and its metrics in two rows.
+    rows = [
+        {"iteration": ITERATIONS - 1, "step": 500, "value_calibration_error": 0.1, "value_std": 0.2},
+        {"iteration": ITERATIONS - 1, "step": 501, "eval_mcts_win_rate": 0.9},
+        {"iteration": ITERATIONS, "step": 600, "value_calibration_error": 0.05},
+    ]
+    pd.DataFrame(rows).to_csv(resumed / "metrics.csv", index=False)
+    comparison = compare([run])
+    assert comparison.iterations == list(range(ITERATIONS + 1))
+    calibration = comparison.per_iteration["value_calibration_error"]["all runs"]
+    assert [c.mean for c in calibration[-3:]] == pytest.approx([0.3, 0.1, 0.05])
+    last = comparison.per_iteration["eval_mcts_win_rate"]["all runs"][ITERATIONS - 1]
+    assert last.mean == pytest.approx(0.9)
+    assert comparison.per_iteration["value_std"]["all runs"][ITERATIONS - 1].mean == pytest.approx(0.2)
