@@ -168,8 +168,9 @@ def read_metrics(folder: Path) -> pd.DataFrame:
         raise CompareError(f"{folder} has no per-iteration metrics (no rows with an 'iteration' value in its CSV)")
     rows = table[table["iteration"].notna()]
     columns = [c for c in rows.columns if "/" not in c and c != "iteration" and pd.api.types.is_numeric_dtype(rows[c])]
-    per_iteration = rows.groupby(rows["iteration"].astype(int))[columns].last()
-    return per_iteration.dropna(axis=1, how="all")
+    # A column that is NaN throughout still says the metric was logged (value_skill is NaN
+    # while every game is drawn), so the metric sets of runs compare by columns.
+    return rows.groupby(rows["iteration"].astype(int))[columns].last()
 
 
 def _flatten(node, prefix: str = "") -> dict[str, str]:
@@ -278,11 +279,12 @@ def difference_interval(reference: Sequence[float], other: Sequence[float]) -> I
     return Interval(difference, difference - half, difference + half, min(len(a), len(b)))
 
 
-def iterations_to_reach(run: Run, threshold: float) -> int | None:
-    """The first iteration whose policy top-1 is at least `threshold` (None: never)."""
+def iterations_to_reach(run: Run, threshold: float, iterations: Sequence[int]) -> int | None:
+    """The first of `iterations` whose policy top-1 is at least `threshold` (None: never)."""
     if "policy_top1_accuracy" not in run.metrics:
         return None
-    reached = run.metrics.index[run.metrics["policy_top1_accuracy"] >= threshold]
+    top1 = run.metrics["policy_top1_accuracy"].reindex(iterations)
+    reached = top1.index[top1 >= threshold]
     return int(reached[0]) if len(reached) else None
 
 
@@ -336,7 +338,7 @@ def compare(
             for arm in arms[1:]
         }
 
-    speed = {arm.label: [iterations_to_reach(run, top1_threshold) for run in arm.runs] for arm in arms}
+    speed = {arm.label: [iterations_to_reach(run, top1_threshold, common) for run in arm.runs] for arm in arms}
     speed_difference = {}
     for arm in arms[1:]:
         reached = speed[reference.label] + speed[arm.label]

@@ -255,3 +255,17 @@ def test_a_resumed_run_reads_every_csv_version_and_the_later_one_wins(tmp_path):
     last = comparison.per_iteration["eval_mcts_win_rate"]["all runs"][ITERATIONS - 1]
     assert last.mean == pytest.approx(0.9)
     assert comparison.per_iteration["value_std"]["all runs"][ITERATIONS - 1].mean == pytest.approx(0.2)
+
+
+def test_a_metric_logged_as_nan_throughout_still_counts_as_logged(tmp_path):
+    # value_skill is NaN while every game is drawn (the smoke preset's 30-turn games).
+    runs = [
+        write_run(tmp_path / str(seed), 0.0, seed, [0.3] * ITERATIONS, top1_curve(0)) for seed in (0, 1)
+    ]
+    csv = runs[1] / "csv" / "version_0" / "metrics.csv"
+    table = pd.read_csv(csv)
+    table["value_skill"] = math.nan
+    table.to_csv(csv, index=False)
+    comparison = compare(runs)
+    assert "value_skill" in comparison.metrics
+    assert comparison.last_third_means["value_skill"]["all runs"].n == 1
