@@ -29,6 +29,7 @@ METRIC_DESCRIPTIONS = {
     "value_extremity": "mean |value|: how decided the network thinks positions are",
     "value_calibration_error": "expected calibration error of the value head against outcomes",
     "value_confident_accuracy": "accuracy of the outcome sign where |value| is large",
+    "value_skill": "1 - value MSE / MSE of always predicting the mean outcome (> 0: better than a constant)",
     "loss_total": "total training loss",
     "policy_loss": "policy cross-entropy against the search policy",
     "value_loss": "value mean squared error",

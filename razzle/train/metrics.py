@@ -38,6 +38,7 @@ VALUE_METRICS = (
     "value_extremity",
     "value_calibration_error",
     "value_confident_accuracy",
+    "value_skill",
 )
 LOSS_METRICS = (
     "loss_total",
@@ -219,6 +220,33 @@ class ValueCalibrationError(Metric):
         }
 
 
+class ValueSkill(Metric):
+    """1 - MSE(v, z) / MSE of the constant mean-outcome predictor on the same samples (the
+    outcomes' variance): > 0 where v beats always guessing the average result, 1 when perfect.
+    NaN when the outcomes do not vary (the constant is perfect and the ratio undefined)."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("count", "outcome_sum", "outcome_squares", "squared_error"):
+            _sum_state(self, name)
+
+    def update(self, value: torch.Tensor, outcome: torch.Tensor) -> None:
+        outcome = outcome.double()
+        self.count += outcome.numel()
+        self.outcome_sum += outcome.sum()
+        self.outcome_squares += outcome.square().sum()
+        self.squared_error += (value.double() - outcome).square().sum()
+
+    def compute(self) -> torch.Tensor:
+        mean = self.outcome_sum / self.count
+        constant_error = self.outcome_squares / self.count - mean.square()
+        if not constant_error > 1e-12:  # also NaN: no samples
+            return torch.tensor(float("nan"), dtype=torch.float64, device=self.count.device)
+        return 1 - self.squared_error / self.count / constant_error
+
+
 class LossTerm(_MeanMetric):
     """Sample-weighted mean of one term of the loss over the epoch."""
 
@@ -252,6 +280,7 @@ def learning_metrics(prefix: str = "") -> LearningMetrics:
         "value_extremity": ValueExtremity(),
         "value_calibration_error": ValueCalibrationError(),
         "value_confident_accuracy": ValueConfidentAccuracy(),
+        "value_skill": ValueSkill(),
         **{name: LossTerm(name) for name in LOSS_METRICS},
     }
     # Compute groups would merge metrics whose states happen to match after one batch.

@@ -31,7 +31,7 @@ SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 TAB_CHARTS = {
     "overview": 5,  # four fixed charts and eval_random_win_rate
     "policy": 6,
-    "value": 6,  # five metrics and the reliability diagram
+    "value": 7,  # six metrics and the reliability diagram
     "pass": 5,
     "loss": 7,
     "infrastructure": 5,

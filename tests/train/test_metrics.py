@@ -18,6 +18,7 @@ from razzle.train.metrics import (
     ValueConfidentAccuracy,
     ValueExtremity,
     ValueMean,
+    ValueSkill,
     ValueStd,
     learning_metrics,
     legal_probabilities,
@@ -32,7 +33,7 @@ def value(metric) -> float:
 
 
 def test_canonical_names_are_the_issues_and_all_are_measured():
-    assert len(set(CANONICAL_METRICS)) == len(CANONICAL_METRICS) == 25
+    assert len(set(CANONICAL_METRICS)) == len(CANONICAL_METRICS) == 26
     measured = set(learning_metrics().keys())
     assert measured | set(GAME_METRICS) == set(CANONICAL_METRICS)
 
@@ -98,6 +99,44 @@ def test_reliability_diagram_data():
     assert math.isnan(diagram["mean_value"][0])
 
 
+def test_value_skill_hand_example():
+    # Outcomes 1, 1, 0, -1: mean 1/4, so the constant predictor's MSE is their variance,
+    # (9/16 + 9/16 + 1/16 + 25/16) / 4 = 11/16. The values miss by 0.5, 0, 0.5, 1: MSE 3/8.
+    metric = ValueSkill()
+    metric.update(torch.tensor([0.5, 1.0]), torch.tensor([1.0, 1.0]))
+    metric.update(torch.tensor([-0.5, 0.0]), torch.tensor([0.0, -1.0]))
+    assert value(metric) == pytest.approx(1 - (3 / 8) / (11 / 16))
+
+
+def test_value_skill_of_the_constant_is_zero_and_worse_is_negative():
+    outcome = torch.tensor([1.0, -1.0, 1.0, 1.0])
+    constant, backwards = ValueSkill(), ValueSkill()
+    constant.update(torch.full((4,), 0.5), outcome)
+    backwards.update(-outcome, outcome)
+    assert value(constant) == pytest.approx(0.0, abs=1e-12)
+    assert value(backwards) == pytest.approx(1 - 4 / 0.75)
+
+
+def test_value_skill_is_nan_when_the_outcomes_do_not_vary():
+    all_won, nothing = ValueSkill(), ValueSkill()
+    all_won.update(torch.tensor([0.2, 0.9]), torch.tensor([1.0, 1.0]))
+    assert math.isnan(value(all_won))
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        assert math.isnan(value(nothing))
+
+
+def test_value_skill_merged_across_processes_equals_the_union():
+    # What a distributed sync does: every state is summed over the processes.
+    generator = torch.Generator().manual_seed(3)
+    v, z = torch.rand(40, generator=generator) * 2 - 1, torch.randint(-1, 2, (40,), generator=generator).float()
+    first, second, union = ValueSkill(), ValueSkill(), ValueSkill()
+    first.update(v[:9], z[:9])
+    second.update(v[9:], z[9:])
+    union.update(v, z)
+    first.merge_state(second)
+    assert value(first) == pytest.approx(value(union), rel=1e-12)
+
+
 def test_loss_terms_are_weighted_by_batch_size():
     metric = LossTerm("policy_loss")
     metric.update({"policy_loss": torch.tensor(2.0)}, batch_size=1)
@@ -153,6 +192,6 @@ def test_accumulating_batches_equals_the_metric_of_their_union():
     union_output = NetworkOutput(*(torch.cat(parts) for parts in zip(*(output for output, _ in batches))))
     update(union, loss, union_output, Samples.cat([samples for _, samples in batches]))
     by_batches, at_once = accumulated.compute(), union.compute()
-    assert set(by_batches) == set(at_once) and len(by_batches) == 17
+    assert set(by_batches) == set(at_once) and len(by_batches) == 18
     for name in by_batches:
         assert by_batches[name].item() == pytest.approx(at_once[name].item(), rel=1e-6, abs=1e-9), name
