@@ -412,7 +412,9 @@ def rate_new_model(
         already = ladder.between(new.name, name).games
         if already >= games:
             continue
-        network, rules = loaded = loaded or _load(Path(model_path), device)
+        if loaded is None:  # only when something is left to play
+            loaded = _load(Path(model_path), device)
+        network, rules = loaded
         pair_seed = player_seed + 31 * number + already
         mine = OpeningSampler(NetworkEvaluator(network, device), config, seed=pair_seed)
         theirs = _opponent(ladder, name, config, device, pair_seed + 1)
