@@ -400,6 +400,8 @@ def rate_new_model(
     no chain of games to it). Games already in the ladder are never played again."""
     if isinstance(games, bool) or not isinstance(games, int) or games < 1:
         raise LadderError(f"games must be a positive integer, got {games!r}")
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise LadderError(f"iteration must be an integer >= 0, got {iteration!r}")
     new = ladder.add_model(model_path, iteration)
     opponents = default_opponents(ladder, iteration) if opponents is None else opponents
     unknown = [name for name in opponents if name not in ladder.entrants or name == new.name]

@@ -184,11 +184,11 @@ def tiny_run(folder, iterations=3):
 def test_the_opening_sampler_varies_the_first_moves_where_the_most_visited_move_would_not():
     torch.manual_seed(0)
     evaluator = NetworkEvaluator(RazzleNet.of_size("tiny"))
-    config = SearchConfig(simulations=32)
-    best = OpeningSampler(evaluator, config, opening_turns=0, seed=3)(initial_state(16))
-    sampled = OpeningSampler(evaluator, config, seed=3)(initial_state(16))
+    config = SearchConfig(simulations=16)
+    best = OpeningSampler(evaluator, config, opening_turns=0, seed=3)(initial_state(8))
+    sampled = OpeningSampler(evaluator, config, seed=3)(initial_state(8))
     assert len(set(best.tolist())) == 1
-    assert len(set(sampled.tolist())) > 4
+    assert len(set(sampled.tolist())) >= 3
 
 
 def test_rate_new_model_plays_each_pair_once_and_a_resumed_ladder_plays_nothing_twice(tmp_path):
