@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from pathlib import Path
 
-from razzle.analysis.ladder import ANCHORS, Ladder, LadderError, Rating, plot_ladder, rate_new_model
+from razzle.analysis.ladder import (
+    ANCHORS,
+    Ladder,
+    LadderError,
+    Rating,
+    default_opponents,
+    plot_ladder,
+    rate_new_model,
+)
 
 DEFAULT_GAMES = 20
 _MODEL_FILE = re.compile(r"^iter_(\d{4,})\.pt$")
@@ -64,6 +73,10 @@ def run(args) -> int:
         ladder = Ladder.open(out / "ladder.json", args.anchor, args.simulations, args.c_puct)
         played_before = sum(r.games for r in ladder.results.values())
         for iteration, path in models:
+            name = ladder.add_model(path, iteration).name
+            missing = [o for o in default_opponents(ladder, iteration) if ladder.between(name, o).games < args.games]
+            if missing:
+                print(f"{name} against {', '.join(missing)}", file=sys.stderr)
             rate_new_model(ladder, path, iteration, args.games, device=args.device, seed=args.seed, progress=True)
     except LadderError as error:
         raise fail(str(error)) from None
