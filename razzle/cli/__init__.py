@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func(args) -> int`.
-COMMANDS = ["perft", "bench", "play", "arena", "serve", "calibration", "compare"]
+COMMANDS = ["perft", "bench", "play", "arena", "serve", "calibration", "compare", "ladder"]
 
 
 def build_parser() -> argparse.ArgumentParser:

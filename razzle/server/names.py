@@ -51,6 +51,9 @@ METRIC_DESCRIPTIONS = {
     "iteration_seconds": "wall time of the whole iteration",
     "selfplay_seconds": "wall time of the iteration's self-play",
     "train_seconds": "wall time of the iteration's training",
+    "elo": "Elo of the iteration's model on the run's ladder (anchor = 0; razzle.analysis.ladder)",
+    "elo_low": "lower end of the 95% interval of elo",
+    "elo_high": "upper end of the 95% interval of elo",
 }
 
 OPEN_FAMILIES = ("eval_", "x_")

@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 TAB_CHARTS = {
-    "overview": 5,  # four fixed charts and eval_random_win_rate
+    "overview": 6,  # five fixed charts and eval_random_win_rate
     "policy": 6,
     "value": 7,  # six metrics and the reliability diagram
     "pass": 5,
@@ -60,6 +60,7 @@ def seed(store: MetricsStore, model_file: Path) -> None:
                 positions=64 * 60,
                 iteration_seconds=95 + 10 * math.sin(iteration),
                 eval_random_win_rate=min(1.0, 0.5 + t),
+                elo=600 * t - 150 * quartic * t * t,
             )
             slope = 0.5 + 0.4 * t if quartic else 1.3 - 0.2 * t  # under- and overconfident
             reliability = [

@@ -20,7 +20,7 @@ const GAMES_PER_HOUR = {
 };
 
 const TABS = {
-  overview: { charts: ["loss_total", "policy_top1_accuracy", "policy_ebf", "value_calibration_error"], open: true },
+  overview: { charts: ["elo", "loss_total", "policy_top1_accuracy", "policy_ebf", "value_calibration_error"], open: true },
   policy: {
     charts: ["policy_top1_accuracy", "policy_top3_accuracy", "policy_entropy", "legal_mass", "policy_ebf", "policy_confidence"],
   },
@@ -39,6 +39,7 @@ const TABS = {
 };
 
 const TITLES = {
+  elo: "Elo (ladder over iterations)",
   loss_total: "Total loss",
   policy_top1_accuracy: "Policy top-1 accuracy",
   policy_top3_accuracy: "Policy top-3 accuracy",
