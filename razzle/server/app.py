@@ -17,6 +17,7 @@ from razzle.server import game_api, training_api
 from razzle.server.ai import AIPlayer, default_player
 from razzle.server.games import GameTable
 from razzle.server.limits import BodyLimit
+from razzle.server.progress import ProgressBoard
 from razzle.server.schemas import Health
 from razzle.server.store import MetricsStore
 
@@ -44,9 +45,12 @@ def create_app(
     model_path: str | None = None,
     ai_factory: Callable[[str | None], AIPlayer] = default_player,
     max_model_bytes: int = DEFAULT_MODEL_LIMIT,
+    progress: ProgressBoard | None = None,
 ) -> FastAPI:
     """The app over `store`. The AI plays with `model_path`, or else with the newest model
-    in the store at the time a game starts, so the page follows a training run."""
+    in the store at the time a game starts, so the page follows a training run. `progress`
+    is the board of runs' progress reports (a run serving its own dashboard passes its
+    board; otherwise the app keeps one fed by POST /training/progress)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -62,6 +66,7 @@ def create_app(
     app.state.store = store
     app.state.token = token or None
     app.state.games = GameTable()
+    app.state.progress = progress if progress is not None else ProgressBoard()
     player_for = lru_cache(maxsize=4)(ai_factory)
 
     def ai_for_new_game() -> tuple[AIPlayer, str]:

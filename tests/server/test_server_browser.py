@@ -7,8 +7,10 @@ against the `ShuttleAI` double. Screenshots go to docs/screenshots/ for the READ
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from razzle.server.app import create_app
@@ -17,9 +19,10 @@ from razzle.train.metrics import CANONICAL_METRICS
 from tests.server.conftest import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Chromium's sandbox refuses to start as root (CI containers); elsewhere it stays on.
 CHROMIUM_ARGS = [
     "--headless",
-    "--no-sandbox",
+    *(["--no-sandbox"] if os.geteuid() == 0 else []),
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -139,6 +142,25 @@ def test_an_empty_store_says_no_metrics_available(page, tmp_path):
         page.wait_for_selector("#empty:not([hidden])")
         assert "No metrics available" in page.locator("#empty").inner_text()
         assert page.locator(".chart-card").count() == 0
+        hints = page.locator("#empty pre").all_inner_texts()
+        assert f"python train.py server.url={url}" in hints[0]
+        assert f"curl -X POST {url}/training/metrics" in hints[1]
+        assert ":8000" not in "".join(hints)
+
+
+def test_a_run_in_its_first_iteration_shows_active_and_its_progress(page, tmp_path):
+    with serve_in_thread(create_app(MetricsStore(tmp_path / "progress.db"))) as url:
+        page.goto(f"{url}/dashboard")
+        page.wait_for_selector("#empty:not([hidden])")
+        assert page.locator("#status").text_content() == "idle"
+        report = {"run": "fresh-run", "iteration": 0, "phase": "selfplay", "done": 23, "total": 64}
+        httpx.post(f"{url}/training/progress", json=report, timeout=30).raise_for_status()
+        page.reload()
+        page.wait_for_function("document.querySelector('#status').textContent === 'active'")
+        assert page.locator("#progress").inner_text() == "iteration 0: self-play 23/64 games"
+        assert "iteration 0: self-play 23/64 games" in page.locator("#empty-title").inner_text()
+        assert page.locator("#empty-hints").is_hidden()
+        page.screenshot(path=SCREENSHOTS / "dashboard-progress.png")
 
 
 def test_t_toggles_the_dashboard_over_the_game(page, seeded):

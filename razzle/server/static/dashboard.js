@@ -68,8 +68,16 @@ const TITLES = {
   iteration_seconds: "Seconds per iteration",
 };
 
+const PHASE_TEXT = {
+  selfplay: (p) => `self-play ${p.done}/${p.total} games`,
+  training: (p) => `training ${p.done}/${p.total}`,
+  evaluation: (p) => `evaluation ${p.done}/${p.total} games`,
+  finished: () => "finished",
+};
+
 const state = {
   tab: "overview",
+  writesNeedToken: false,
   paused: false,
   entries: [],
   summary: null,
@@ -127,12 +135,39 @@ function colorOf(run) {
   return PALETTE[runNames().indexOf(run) % PALETTE.length];
 }
 
+// "iteration 3: self-play 23/64 games", with the run's name when several runs report.
+function progressText(progress) {
+  const named = progress.length > 1;
+  return progress
+    .map((p) => `${named ? `${p.run} · ` : ""}iteration ${p.iteration}: ${PHASE_TEXT[p.phase](p)}`)
+    .join("  ·  ");
+}
+
+// Hints name this server's own address, whatever port it was given.
+function renderHints() {
+  const origin = location.origin;
+  const auth = state.writesNeedToken ? ` \\\n  -H "Authorization: Bearer $RAZZLE_SERVER_TOKEN"` : "";
+  $("hint-train").textContent = `python train.py server.url=${origin}`;
+  $("hint-curl").textContent =
+    `curl -X POST ${origin}/training/metrics -H 'Content-Type: application/json'${auth} \\\n` +
+    `  -d '{"run": "demo", "iteration": 0, "metrics": {"loss_total": 2.5}}'`;
+}
+
+function renderEmpty(working) {
+  $("empty-title").textContent = working.length ? `Training: ${progressText(working)}` : "No metrics available";
+  $("empty-running").hidden = !working.length;
+  $("empty-hints").hidden = working.length > 0;
+}
+
 function renderHeader() {
   const s = state.summary;
   if (!s) return;
   const status = $("status");
   status.textContent = s.status;
   status.className = `pill ${s.status}`;
+  const working = (s.progress || []).filter((p) => p.fresh);
+  $("progress").textContent = progressText(working);
+  renderEmpty(working);
   $("last-update").textContent = s.last_update ? `last update ${new Date(s.last_update).toLocaleString()}` : "";
   $("stat-runs").textContent = s.runs.length;
   $("stat-iterations").textContent = s.iterations.toLocaleString();
@@ -406,8 +441,11 @@ new ResizeObserver(() => state.charts.forEach((c) => c.setSize({ width: plotWidt
 
 (async function start() {
   selectTab(location.hash.slice(1) || "overview");
+  renderHints();
   try {
     state.names = (await getJSON("/training/metric-names")).known;
+    state.writesNeedToken = (await getJSON("/health")).writes_need_token;
+    renderHints();
   } catch (error) {
     state.names = {};
   }
