@@ -20,6 +20,7 @@ from razzle.server.limits import BodyLimit
 from razzle.server.progress import ProgressBoard
 from razzle.server.schemas import Health
 from razzle.server.store import MetricsStore
+from razzle.server.targets import DEFAULT_TARGETS, Targets, load_targets
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL_LIMIT = 512 << 20
@@ -46,11 +47,14 @@ def create_app(
     ai_factory: Callable[[str | None], AIPlayer] = default_player,
     max_model_bytes: int = DEFAULT_MODEL_LIMIT,
     progress: ProgressBoard | None = None,
+    targets: Targets | None = None,
 ) -> FastAPI:
     """The app over `store`. The AI plays with `model_path`, or else with the newest model
     in the store at the time a game starts, so the page follows a training run. `progress`
     is the board of runs' progress reports (a run serving its own dashboard passes its
-    board; otherwise the app keeps one fed by POST /training/progress)."""
+    board; otherwise the app keeps one fed by POST /training/progress). `targets`: the
+    training plan's targets and red flags, by default conf/targets/default.yaml (none when
+    that file is not there, as in an installed package without the repository)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -67,6 +71,9 @@ def create_app(
     app.state.token = token or None
     app.state.games = GameTable()
     app.state.progress = progress if progress is not None else ProgressBoard()
+    if targets is None:
+        targets = load_targets(DEFAULT_TARGETS) if DEFAULT_TARGETS.is_file() else Targets()
+    app.state.targets = targets
     player_for = lru_cache(maxsize=4)(ai_factory)
 
     def ai_for_new_game() -> tuple[AIPlayer, str]:

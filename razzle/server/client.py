@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -227,7 +227,7 @@ class TrainingClient:
         raise _Unreachable(failure)
 
     def _send_progress(self, item: _ProgressItem) -> None:
-        body = {"run": item.run, "iteration": item.iteration, "phase": item.phase, "done": item.done, "total": item.total}
+        body = asdict(item)
         try:
             response = self._http.post("/training/progress", json=body)
         except (httpx.TransportError, OSError) as error:
@@ -235,7 +235,9 @@ class TrainingClient:
             return
         if response.status_code >= 400 and not self._progress_refused:
             self._progress_refused = True
-            log.warning("the server refused a progress report (warned once): %s %s", response.status_code, _detail(response))
+            log.warning(
+                "the server refused a progress report (warned once): %s %s", response.status_code, _detail(response)
+            )
 
     def _send(self, item: _MetricsItem | _ModelItem) -> httpx.Response:
         if isinstance(item, _MetricsItem):

@@ -181,6 +181,38 @@ class RunProgress(BaseModel):
     fresh: bool = Field(description="younger than active_window_s: the run is working")
 
 
+class TargetBand(BaseModel):
+    metric: str
+    target: float
+    red_flag: float
+    lower_is_better: bool
+
+
+class TargetPhase(BaseModel):
+    name: str
+    first_iteration: int
+    last_iteration: int | None = Field(description="null: until the end of the run")
+    bands: list[TargetBand]
+
+
+class TargetsOut(BaseModel):
+    """The training plan's targets and red flags per phase (conf/targets/default.yaml)."""
+
+    phases: list[TargetPhase]
+
+
+class MetricStatus(TargetBand):
+    phase: str
+    value: float
+    status: Literal["ok", "watch", "red_flag"]
+
+
+class RunTargets(BaseModel):
+    run: str
+    iteration: int = Field(description="the run's latest recorded iteration, which is assessed")
+    metrics: list[MetricStatus]
+
+
 class Dashboard(BaseModel):
     status: Literal["active", "idle"] = Field(
         description="active while updates arrive at the run's usual pace or a fresh progress report exists"
@@ -196,6 +228,9 @@ class Dashboard(BaseModel):
     models: int
     workers: list[WorkerSeen]
     progress: list[RunProgress] = Field(default_factory=list, description="newest report per run, newest first")
+    targets: list[RunTargets] = Field(
+        default_factory=list, description="per run, its latest iteration's metrics against the plan's targets"
+    )
 
 
 class ProgressPost(StrictModel):

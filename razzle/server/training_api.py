@@ -25,10 +25,12 @@ from razzle.server.schemas import (
     ModelStored,
     ProgressPost,
     RunProgress,
+    TargetsOut,
     problems,
 )
 from razzle.server.progress import ProgressBoard, ProgressReport
 from razzle.server.store import MetricsStore, ModelInfo, StoreInputError, iso_time
+from razzle.server.targets import Targets
 
 MAX_PAGE = 10_000
 router = APIRouter(prefix="/training", tags=["training"])
@@ -60,7 +62,12 @@ def get_progress(request: Request) -> ProgressBoard:
     return request.app.state.progress
 
 
+def get_targets(request: Request) -> Targets:
+    return request.app.state.targets
+
+
 Store = Annotated[MetricsStore, Depends(get_store)]
+PlanTargets = Annotated[Targets, Depends(get_targets)]
 Progress = Annotated[ProgressBoard, Depends(get_progress)]
 Writer = Depends(require_token)
 RunFilter = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="only this run")]
@@ -127,6 +134,20 @@ def progress_out(report: ProgressReport, now: float, window_s: float) -> dict:
     }
 
 
+def run_targets(store: MetricsStore, targets: Targets, run: str) -> dict | None:
+    latest = store.latest_metrics(run)
+    if latest is None:
+        return None
+    return {"run": run, "iteration": latest["iteration"], "metrics": targets.assess(latest["iteration"], latest)}
+
+
+@router.get("/targets", response_model=TargetsOut)
+def plan_targets(targets: PlanTargets) -> dict:
+    """The training plan's targets and red flags per phase of training, which the
+    dashboard draws on its charts and `/training/dashboard` assesses."""
+    return targets.as_dict()
+
+
 @router.post("/progress", response_model=RunProgress, dependencies=[Writer], responses=WRITE_PROBLEMS)
 def post_progress(body: ProgressPost, board: Progress) -> dict:
     """Where a run is now (iteration, phase, done of total), so the dashboard shows a run
@@ -137,7 +158,7 @@ def post_progress(body: ProgressPost, board: Progress) -> dict:
 
 
 @router.get("/dashboard", response_model=Dashboard, response_model_exclude_unset=True)
-def dashboard(store: Store, board: Progress) -> dict:
+def dashboard(store: Store, board: Progress, targets: PlanTargets) -> dict:
     """Everything the dashboard's header shows, in one request. A fresh progress report
     (younger than the activity window) makes the status active."""
     runs = store.runs()
@@ -150,6 +171,7 @@ def dashboard(store: Store, board: Progress) -> dict:
     return {
         **activity,
         "progress": progress,
+        "targets": [assessed for run in runs if (assessed := run_targets(store, targets, run["run"]))],
         "runs": runs,
         "iterations": sum(r["iterations"] for r in runs),
         "games": sum(r["games"] for r in runs),

@@ -229,3 +229,29 @@ def test_play_a_move_an_illegal_attempt_and_a_whole_pass_chain(page, seeded):
     page.wait_for_function("document.querySelectorAll('#record li span').length === 6")
     assert record(page)[4:] == ["d1-b3-f3", "f8-g6"]
     assert page.locator("#status").inner_text() == "Your move."
+
+
+def test_the_plan_targets_show_on_the_charts_and_as_a_status_per_metric(page, tmp_path):
+    store = MetricsStore(tmp_path / "targets.db")
+    for iteration in range(13):  # early phase 0-9, mid from 10
+        store.record_metrics(
+            "struggling",
+            iteration,
+            {"illegal_penalty": 0.5, "policy_top1_accuracy": 0.10, "value_std": 0.25, "value_calibration_error": 0.1},
+        )
+    with serve_in_thread(create_app(store)) as url:
+        page.goto(f"{url}/dashboard#overview")
+        page.wait_for_selector("#target-status .chip")
+        chips = {c.get_attribute("data-metric"): c for c in page.locator("#target-status .chip").all()}
+        assert set(chips) == {"policy_top1_accuracy", "value_std", "value_calibration_error"}
+        status = {metric: chip.get_attribute("class").split()[1] for metric, chip in chips.items()}
+        assert status == {"policy_top1_accuracy": "red_flag", "value_std": "watch", "value_calibration_error": "ok"}
+        assert chips["policy_top1_accuracy"].inner_text() == "struggling · policy_top1_accuracy 0.1 · red flag"
+        note = page.locator(".chart-card[data-metric='policy_top1_accuracy'] .targets-note").inner_text()
+        assert note.startswith("mid (iterations 10–49): target > 0.25, red flag < 0.15")
+        assert "late (iterations 50+): target > 0.4, red flag < 0.3" in note
+        page.click(".tabs button[data-tab='loss']")
+        note = page.locator(".chart-card[data-metric='illegal_penalty'] .targets-note").inner_text()
+        assert note == "early (iterations 0–9): target < 0.3, red flag > 0.8"
+        assert page.locator(".chart-card[data-metric='illegal_penalty'] canvas").count() == 1
+        assert page.locator(".chart-card[data-metric='lr'] .targets-note").count() == 0
