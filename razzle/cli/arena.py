@@ -14,7 +14,9 @@ def add_parser(subparsers) -> None:
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="model file (iter_NNNN.pt)")
-    parser.add_argument("--opponent", default="random", help="random | mcts (uniform prior, same simulations) | FILE.pt")
+    parser.add_argument(
+        "--opponent", default="random", help="random | mcts (uniform prior, same simulations) | FILE.pt"
+    )
     parser.add_argument("--games", type=int, default=50, help="games, colours alternated")
     parser.add_argument("--seed", type=int, default=0, help="seed of both players' tie-breaks and random moves")
     add_search_arguments(parser, simulations=64)
