@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import socket
 import threading
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ import lightning as L
 
 from razzle.server.client import TrainingClient, default_worker_name
 from razzle.server.names import label_problem, metric_name_problem, metric_value_problem
+from razzle.server.replays import run_name_of
 
 log = logging.getLogger(__name__)
 STORE_FILE = "metrics.db"
@@ -47,7 +47,7 @@ class TrainingPublisher(L.Callback):
         port: int = 8000,
     ):
         self.run_dir = Path(run_dir)
-        self.run = run or _name_of(self.run_dir)
+        self.run = run or run_name_of(self.run_dir)
         if label_problem("run name", self.run):
             raise ValueError(f"server.run: {label_problem('run name', self.run)}")
         self.url = url.rstrip("/") if url else None
@@ -194,19 +194,14 @@ class TrainingPublisher(L.Callback):
         if self.port and port != self.port:
             print(f"dashboard: port {self.port} on {self.host} is taken; using port {port} instead", flush=True)
         self._board = ProgressBoard()
-        config = uvicorn.Config(create_app(self._store, progress=self._board), log_level="warning", lifespan="off")
+        app = create_app(self._store, progress=self._board, replay_folders={self.run: self.run_dir / "replay"})
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._server_thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [listener]}, name="razzle-dashboard", daemon=True
         )
         self._server_thread.start()
         return f"http://{self.host}:{port}/dashboard"
-
-
-def _name_of(folder: Path) -> str:
-    """A run name from a folder name: characters outside the label alphabet become '-'."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", folder.resolve().name).lstrip("._-")
-    return name[:128] or "run"
 
 
 def _listen(host: str, port: int) -> socket.socket:

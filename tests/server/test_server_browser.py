@@ -255,3 +255,48 @@ def test_the_plan_targets_show_on_the_charts_and_as_a_status_per_metric(page, tm
         assert note == "early (iterations 0–9): target < 0.3, red flag > 0.8"
         assert page.locator(".chart-card[data-metric='illegal_penalty'] canvas").count() == 1
         assert page.locator(".chart-card[data-metric='lr'] .targets-note").count() == 0
+
+
+def test_a_self_play_game_is_listed_and_replayed_with_its_pass_chain(page, tmp_path):
+    from razzle.game.notation import GameRecord
+    from tests.server.conftest import ShuttleAI
+
+    chain_game = ["c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3", "b3-f3", "end", "f8-g6"]
+    short_game = ["c1-b3", "f8-g6"]
+    folder = tmp_path / "run-a" / "replay" / "iter_0003"
+    folder.mkdir(parents=True)
+    (folder / "games.txt").write_text("\n".join(GameRecord(g).to_text() for g in (short_game, chain_game)))
+    app = create_app(
+        MetricsStore(tmp_path / "replay.db"),
+        ai_factory=lambda _model: ShuttleAI(),
+        replay_folders={"run-a": tmp_path / "run-a" / "replay"},
+    )
+    with serve_in_thread(app) as url:
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#status').textContent === 'Your move.'")
+        page.locator("#replay-card").wait_for(state="visible")
+        assert page.locator("#replay-iteration option").all_inner_texts() == ["iteration 3 (2 games)"]
+        page.wait_for_function("document.querySelectorAll('#replay-game option').length === 2")
+        assert page.locator("#replay-game option").all_inner_texts() == [
+            "game 1: unfinished, 2 turns",
+            "game 2: unfinished, 6 turns",
+        ]
+        page.select_option("#replay-game", "1")
+        page.click("#replay-open")
+        page.wait_for_function("document.querySelector('#replay-step').textContent === 'turn 0 / 6'")
+        assert page.locator(".square[data-square='d1'] .ball").count() == 1
+        for _ in range(5):
+            page.click("#replay-next")
+        assert page.locator("#replay-step").inner_text() == "turn 5 / 6"
+        assert page.locator("#status").inner_text() == "run-a iteration 3, game 2: Player 1: d1-b3-f3 (pass chain)"
+        path = page.locator(".square.path").evaluate_all("els => els.map(e => e.dataset.square)")
+        assert sorted(path) == ["b3", "d1", "f3"]
+        assert len(page.locator(".ball-path polyline").get_attribute("points").split()) == 3
+        assert page.locator(".square[data-square='f3'] .ball").count() == 1
+        page.screenshot(path=SCREENSHOTS / "replay.png")
+        page.keyboard.press("ArrowRight")
+        assert page.locator("#replay-step").inner_text() == "turn 6 / 6"
+        assert page.locator(".ball-path").count() == 0  # a knight move has no ball path
+        page.click("#replay-close")
+        page.wait_for_function("document.querySelector('#status').textContent === 'Your move.'")
+        assert page.locator(".square.path").count() == 0

@@ -147,9 +147,11 @@ def test_the_embedded_dashboard_shows_progress_and_says_when_its_port_was_taken(
             base = publisher.dashboard_url.removesuffix("/dashboard")
             with httpx.Client(base_url=base, timeout=30) as reader:
                 summary = reader.get("/training/dashboard").json()
+                library = reader.get("/training/games").json()  # the run's own replay folder
         finally:
             publisher.close()
     assert summary["status"] == "active"
     assert [(p["run"], p["iteration"], p["phase"], p["done"]) for p in summary["progress"]] == [
         ("embedded-progress", 1, "training", 3)
     ]
+    assert library == {"runs": [{"run": "embedded-progress", "iterations": []}]}
