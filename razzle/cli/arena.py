@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from razzle.cli.common import add_search_arguments, load_evaluator, search_config
+from razzle.cli.common import DefaultsHelpFormatter, add_search_arguments, load_evaluator, search_config
 from razzle.game import Rules
 from razzle.search import MCTSPlayer, RandomPlayer, UniformEvaluator, play_match
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("arena", help="play a model against random, uniform-prior MCTS or another model")
+    parser = subparsers.add_parser(
+        "arena",
+        help="play a model against random, uniform-prior MCTS or another model",
+        formatter_class=DefaultsHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help="model file (iter_NNNN.pt)")
-    parser.add_argument("--opponent", default="random", help="random | mcts (uniform prior, same simulations) | FILE.pt")
+    parser.add_argument(
+        "--opponent", default="random", help="random | mcts (uniform prior, same simulations) | FILE.pt"
+    )
     parser.add_argument("--games", type=int, default=50, help="games, colours alternated")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of both players' tie-breaks and random moves")
     add_search_arguments(parser, simulations=64)
     parser.set_defaults(func=run)
 

@@ -10,6 +10,17 @@ from razzle.search import SearchConfig, UniformEvaluator
 from razzle.search.evaluator import Evaluator
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """`--help` shows each option's default, except where there is none (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = not any(action.default is none for none in (None, False, argparse.SUPPRESS))
+        if shown and action.option_strings and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def add_search_arguments(parser: argparse.ArgumentParser, simulations: int = 200) -> None:
     parser.add_argument("--simulations", type=int, default=simulations, help="MCTS simulations per move")
     parser.add_argument("--c-puct", type=float, default=SearchConfig.c_puct, help="PUCT exploration weight")

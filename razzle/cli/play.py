@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from razzle.cli.common import add_search_arguments, load_evaluator, search_config
+from razzle.cli.common import DefaultsHelpFormatter, add_search_arguments, load_evaluator, search_config
 from razzle.game import IllegalMoveError, Position, Rules
 from razzle.game.notation import GameRecord
 from razzle.search.agent import SearchAgent, Thought
@@ -18,7 +18,9 @@ Several may stand on one line ('d1-e1 end'). Commands: moves, undo, help, quit."
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("play", help="play against the AI in the terminal (or --watch it)")
+    parser = subparsers.add_parser(
+        "play", help="play against the AI in the terminal (or --watch it)", formatter_class=DefaultsHelpFormatter
+    )
     parser.add_argument("--model", help="model file (iter_NNNN.pt); without it the AI is MCTS with a uniform prior")
     parser.add_argument("--play-as", type=int, choices=(1, 2), default=1, help="your side: 1 moves first")
     parser.add_argument("--watch", action="store_true", help="AI against AI")
@@ -30,9 +32,15 @@ def add_parser(subparsers) -> None:
 
 
 def describe(thought: Thought, top: int) -> str:
+    """The move played and the search's `top` candidates; the played one is always listed,
+    marked with '*'."""
+    shown = list(thought.candidates[:top])
+    if all(c.action != thought.action for c in shown):
+        shown += [c for c in thought.candidates if c.action == thought.action]
     lines = [f"AI plays {thought.action}  (value {thought.value:+.2f} for the side to move)"]
-    for candidate in thought.candidates[:top]:
-        lines.append(f"    {candidate.action:<8} visits {candidate.visits:>5}  value {candidate.value:+.2f}  prior {candidate.prior:.2f}")
+    for c in shown:
+        mark = "*" if c.action == thought.action else " "
+        lines.append(f"  {mark} {c.action:<8} visits {c.visits:>5}  value {c.value:+.2f}  prior {c.prior:.2f}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 TOKEN_ENV = "RAZZLE_SERVER_TOKEN"
 
@@ -39,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", help="model file the AI plays with (default: the newest model in the store)")
     parser.add_argument("--max-model-mb", type=int, default=512, help="largest model upload accepted")
+    parser.add_argument(
+        "--games-from",
+        nargs="*",
+        default=[],
+        metavar="RUN_DIR",
+        help="run folders whose self-play games (RUN_DIR/replay) the play page replays "
+        "(default: the SQLite file's folder, when it has replay/)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -62,7 +71,13 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if not args.token and not _is_loopback(args.host):
         print(f"warning: listening on {args.host} without --token: anyone who reaches it can write", file=sys.stderr)
-    app = create_app(store, token=args.token, model_path=args.model, max_model_bytes=args.max_model_mb << 20)
+    app = create_app(
+        store,
+        token=args.token,
+        model_path=args.model,
+        max_model_bytes=args.max_model_mb << 20,
+        replay_folders=_replay_folders(args.games_from, args.db),
+    )
     base = f"http://{args.host}:{args.port}"
     print(f"razzle server on {base}/  (dashboard {base}/dashboard, API docs {base}/docs)")
     print(f"database {store.display_url}, model files in {store.models_dir}")
@@ -71,6 +86,15 @@ def serve(args: argparse.Namespace) -> int:
         server.run()
     print("server stopped")
     return 0 if server.started else 1
+
+
+def _replay_folders(run_dirs: list[str], db: str) -> dict[str, Path]:
+    """Run name (the folder's name, as a run names itself by default) -> its replay folder."""
+    from razzle.server.replays import run_name_of
+
+    if not run_dirs and "://" not in db and (Path(db).parent / "replay").is_dir():
+        run_dirs = [str(Path(db).parent)]
+    return {run_name_of(Path(d)): Path(d) / "replay" for d in run_dirs}
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from razzle.model.planes import ENCODING_VERSION
 
 FORMAT = "razzle-model"
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 class ModelFileError(Exception):
@@ -63,13 +64,14 @@ def save_model_file(network: RazzleNet, path: str | os.PathLike, metadata: dict 
 def read_payload(path: Path, file_format: str, what: str, error: type[Exception]) -> dict:
     """Load a razzle file safely (weights only: a file cannot run code) and check that it is
     of `file_format` and of this razzle's input encoding; `error` names any problem."""
-    if not path.is_file():
+    if not path.exists():
         raise error(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise error(f"{path} is not a {what}: it is not a regular file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for damaged or foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise error(f"{path} is not a readable {what}: {reason}") from exc
+        raise error(f"{path} is not a readable {what}: {_unreadable_reason(path)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != file_format:
         raise error(f"{path} is not a razzle {what}")
     if payload.get("encoding_version") != ENCODING_VERSION:
@@ -78,6 +80,19 @@ def read_payload(path: Path, file_format: str, what: str, error: type[Exception]
             f"this razzle encodes version {ENCODING_VERSION}, so a network would misread its positions"
         )
     return payload
+
+
+def _unreadable_reason(path: Path) -> str:
+    """Why torch could not load `path`, in a user's words: torch's own messages name its
+    internals ("list index out of range", "PytorchStreamReader failed ...")."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as problem:
+        return problem.strerror or type(problem).__name__
+    if head == ZIP_MAGIC:
+        return "the file is damaged or truncated, or holds objects a safe load refuses"
+    return "it is not a file written by torch.save" if head else "the file is empty"
 
 
 def load_model_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[RazzleNet, dict]:

@@ -32,7 +32,7 @@ class Thought:
 
     action: str
     value: float  # root value from the side to move's view
-    candidates: tuple[Candidate, ...]  # most visited first
+    candidates: tuple[Candidate, ...]  # most visited first; the chosen one first among equals
 
 
 class SearchAgent:
@@ -58,8 +58,9 @@ class SearchAgent:
             )
             if legal
         ]
-        candidates.sort(key=lambda c: (-c.visits, -c.prior))
-        return Thought(position.action_text(chosen), float(result.root_value[0]), tuple(candidates))
+        action = position.action_text(chosen)
+        candidates.sort(key=lambda c: (-c.visits, c.action != action, -c.prior))
+        return Thought(action, float(result.root_value[0]), tuple(candidates))
 
     def play_turn(self, position: Position) -> tuple[Position, list[Thought]]:
         """Search and play atomic actions until the turn passes to the opponent or the game ends."""

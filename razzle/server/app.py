@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -13,12 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from razzle.server import game_api, training_api
+from razzle.server import game_api, replays, training_api
 from razzle.server.ai import AIPlayer, default_player
 from razzle.server.games import GameTable
 from razzle.server.limits import BodyLimit
+from razzle.server.progress import ProgressBoard
 from razzle.server.schemas import Health
 from razzle.server.store import MetricsStore
+from razzle.server.targets import DEFAULT_TARGETS, Targets, load_targets
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL_LIMIT = 512 << 20
@@ -44,9 +46,18 @@ def create_app(
     model_path: str | None = None,
     ai_factory: Callable[[str | None], AIPlayer] = default_player,
     max_model_bytes: int = DEFAULT_MODEL_LIMIT,
+    progress: ProgressBoard | None = None,
+    targets: Targets | None = None,
+    replay_folders: Mapping[str, str | Path] | None = None,
 ) -> FastAPI:
     """The app over `store`. The AI plays with `model_path`, or else with the newest model
-    in the store at the time a game starts, so the page follows a training run."""
+    in the store at the time a game starts, so the page follows a training run. `progress`
+    is the board of runs' progress reports (a run serving its own dashboard passes its
+    board; otherwise the app keeps one fed by POST /training/progress). `targets`: the
+    training plan's targets and red flags, by default conf/targets/default.yaml (none when
+    that file is not there, as in an installed package without the repository).
+    `replay_folders`: run name -> its replay folder, whose self-play games the play page
+    lists and replays."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -62,6 +73,11 @@ def create_app(
     app.state.store = store
     app.state.token = token or None
     app.state.games = GameTable()
+    app.state.progress = progress if progress is not None else ProgressBoard()
+    if targets is None:
+        targets = load_targets(DEFAULT_TARGETS) if DEFAULT_TARGETS.is_file() else Targets()
+    app.state.targets = targets
+    app.state.replays = replays.ReplayLibrary(replay_folders)
     player_for = lru_cache(maxsize=4)(ai_factory)
 
     def ai_for_new_game() -> tuple[AIPlayer, str]:
@@ -78,6 +94,7 @@ def create_app(
     app.add_middleware(BodyLimit, model_limit=max_model_bytes)
     app.include_router(training_api.router)
     app.include_router(game_api.router)
+    app.include_router(replays.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health", response_model=Health, tags=["server"])

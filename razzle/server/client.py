@@ -6,6 +6,10 @@ the thread keeps probing, backing off up to a minute, and sends them once it ans
 log says "unreachable, buffering" once when the server goes away and once when it is back,
 never once per step. Every request is idempotent on the server (an iteration merges, a
 model version replaces), so a send retried after a lost reply never duplicates anything.
+
+Progress reports are best effort instead: only the newest per run is kept, it is sent
+once (before any queued update, as it is small and only worth anything while fresh),
+and it is dropped if that fails or while the server is unreachable.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -55,6 +59,15 @@ class _ModelItem:
         return f"model {self.run} {self.version}"
 
 
+@dataclass(frozen=True)
+class _ProgressItem:
+    run: str
+    iteration: int
+    phase: str
+    done: int
+    total: int
+
+
 class _Unreachable(Exception):
     """The server did not answer usefully; the item stays buffered."""
 
@@ -82,6 +95,9 @@ class TrainingClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._pending: deque[_MetricsItem | _ModelItem] = deque()
+        self._progress: dict[str, _ProgressItem] = {}
+        self._idle = False
+        self._progress_refused = False
         self._condition = threading.Condition()
         self._closing = False
         self._down_since: float | None = None
@@ -98,6 +114,16 @@ class TrainingClient:
 
     def upload_model(self, run: str, version: str, iteration: int, path: str | os.PathLike) -> None:
         self._enqueue(_ModelItem(run, version, iteration, Path(path)))
+
+    def post_progress(self, run: str, iteration: int, phase: str, done: int, total: int) -> None:
+        """Report where the run is; replaces any report of this run not sent yet. Never
+        blocks and never raises for a server problem (see the module docstring)."""
+        with self._condition:
+            if self._closing or self._down_since is not None:
+                return
+            self._progress[run] = _ProgressItem(run, iteration, phase, done, total)
+            if self._idle:  # never cut short a backoff pause; a busy thread sends it next
+                self._condition.notify_all()
 
     @property
     def pending(self) -> int:
@@ -145,11 +171,18 @@ class TrainingClient:
         pause = self.backoff
         while True:
             with self._condition:
-                while not self._pending and not self._closing:
+                self._idle = True
+                while not self._pending and not self._progress and not self._closing:
                     self._condition.wait()
+                self._idle = False
                 if self._closing:
                     return
-                item = self._pending[0]
+                progress, self._progress = list(self._progress.values()), {}
+                item = self._pending[0] if self._pending else None
+            for report in progress:
+                self._send_progress(report)
+            if item is None:
+                continue
             try:
                 self._send_with_retries(item)
             except _Unreachable as error:
@@ -192,6 +225,19 @@ class TrainingClient:
                     self._condition.wait(delay)
                 delay *= 2
         raise _Unreachable(failure)
+
+    def _send_progress(self, item: _ProgressItem) -> None:
+        body = asdict(item)
+        try:
+            response = self._http.post("/training/progress", json=body)
+        except (httpx.TransportError, OSError) as error:
+            log.debug("progress report to %s not sent: %s", self.url, error)
+            return
+        if response.status_code >= 400 and not self._progress_refused:
+            self._progress_refused = True
+            log.warning(
+                "the server refused a progress report (warned once): %s %s", response.status_code, _detail(response)
+            )
 
     def _send(self, item: _MetricsItem | _ModelItem) -> httpx.Response:
         if isinstance(item, _MetricsItem):

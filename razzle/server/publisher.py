@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import socket
 import threading
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ import lightning as L
 
 from razzle.server.client import TrainingClient, default_worker_name
 from razzle.server.names import label_problem, metric_name_problem, metric_value_problem
+from razzle.server.replays import run_name_of
 
 log = logging.getLogger(__name__)
 STORE_FILE = "metrics.db"
@@ -47,7 +47,7 @@ class TrainingPublisher(L.Callback):
         port: int = 8000,
     ):
         self.run_dir = Path(run_dir)
-        self.run = run or _name_of(self.run_dir)
+        self.run = run or run_name_of(self.run_dir)
         if label_problem("run name", self.run):
             raise ValueError(f"server.run: {label_problem('run name', self.run)}")
         self.url = url.rstrip("/") if url else None
@@ -60,6 +60,7 @@ class TrainingPublisher(L.Callback):
         self._store = None
         self._server = None
         self._server_thread: threading.Thread | None = None
+        self._board = None
         self._warned: set[str] = set()
         self._rank_zero = True
 
@@ -127,6 +128,20 @@ class TrainingPublisher(L.Callback):
             return
         self._write_locally(run, iteration, clean, bins, model_path)
 
+    def publish_progress(self, iteration: int, phase: str, done: int, total: int) -> None:
+        """Where the run is within `iteration`: `done` of `total` units of `phase`
+        ("selfplay" and "evaluation" count games; "finished": the iteration is complete).
+        Goes to the embedded dashboard's board, or to the server best effort; never
+        raises for a server problem and never waits for one. Call it often (e.g. per game
+        and per epoch): the dashboard shows a run as active while its report is fresh."""
+        if not self._rank_zero:
+            return
+        self.start()
+        if self._client is not None:
+            self._client.post_progress(self.run, iteration, phase, done, total)
+        elif self._board is not None:
+            self._board.report(self.run, iteration, phase, done, total)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -135,6 +150,7 @@ class TrainingPublisher(L.Callback):
             self._server.should_exit = True
             self._server_thread.join(timeout=10)
             self._server = None
+            self._board = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -171,9 +187,15 @@ class TrainingPublisher(L.Callback):
 
         from razzle.server.app import create_app
 
+        from razzle.server.progress import ProgressBoard
+
         listener = _listen(self.host, self.port)
         port = listener.getsockname()[1]
-        config = uvicorn.Config(create_app(self._store), log_level="warning", lifespan="off")
+        if self.port and port != self.port:
+            print(f"dashboard: port {self.port} on {self.host} is taken; using port {port} instead", flush=True)
+        self._board = ProgressBoard()
+        app = create_app(self._store, progress=self._board, replay_folders={self.run: self.run_dir / "replay"})
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._server_thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [listener]}, name="razzle-dashboard", daemon=True
@@ -182,14 +204,9 @@ class TrainingPublisher(L.Callback):
         return f"http://{self.host}:{port}/dashboard"
 
 
-def _name_of(folder: Path) -> str:
-    """A run name from a folder name: characters outside the label alphabet become '-'."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", folder.resolve().name).lstrip("._-")
-    return name[:128] or "run"
-
-
 def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on `port`, or on a free port when that one is taken."""
+    """A listening socket on `port`, or on a free port when that one is taken (the caller
+    sees which from the socket and says so)."""
     for candidate in (port, 0):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator, model_validator
 
 from razzle.server.names import (
     KNOWN_METRICS,
@@ -20,6 +20,7 @@ from razzle.server.names import (
     RELIABILITY_BINS,
     metric_name_problem,
 )
+from razzle.server.progress import Phase
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 Label = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["quartic_on"])]
@@ -167,8 +168,55 @@ class WorkerSeen(BaseModel):
     posts: int
 
 
+class RunProgress(BaseModel):
+    """A run's newest progress report (ephemeral: kept in the server's memory only)."""
+
+    run: str
+    iteration: int = Field(description="the iteration in progress")
+    phase: Phase
+    done: int
+    total: int
+    reported_at: str = Field(description="when the server received it (ISO 8601, UTC)")
+    age_s: float = Field(description="seconds since then")
+    fresh: bool = Field(description="younger than active_window_s: the run is working")
+
+
+class TargetBand(BaseModel):
+    metric: str
+    target: float
+    red_flag: float
+    lower_is_better: bool
+
+
+class TargetPhase(BaseModel):
+    name: str
+    first_iteration: int
+    last_iteration: int | None = Field(description="null: until the end of the run")
+    bands: list[TargetBand]
+
+
+class TargetsOut(BaseModel):
+    """The training plan's targets and red flags per phase (conf/targets/default.yaml)."""
+
+    phases: list[TargetPhase]
+
+
+class MetricStatus(TargetBand):
+    phase: str
+    value: float
+    status: Literal["ok", "watch", "red_flag"]
+
+
+class RunTargets(BaseModel):
+    run: str
+    iteration: int = Field(description="the run's latest recorded iteration, which is assessed")
+    metrics: list[MetricStatus]
+
+
 class Dashboard(BaseModel):
-    status: Literal["active", "idle"] = Field(description="active while updates arrive at the run's usual pace")
+    status: Literal["active", "idle"] = Field(
+        description="active while updates arrive at the run's usual pace or a fresh progress report exists"
+    )
     last_update: str | None
     active_window_s: float
     runs: list[RunSummary]
@@ -179,6 +227,27 @@ class Dashboard(BaseModel):
     latest_model: ModelOut | None
     models: int
     workers: list[WorkerSeen]
+    progress: list[RunProgress] = Field(default_factory=list, description="newest report per run, newest first")
+    targets: list[RunTargets] = Field(
+        default_factory=list, description="per run, its latest iteration's metrics against the plan's targets"
+    )
+
+
+class ProgressPost(StrictModel):
+    """Where a run is now: `done` of `total` units of `phase` in `iteration` (games for
+    self-play and evaluation; `finished`: the iteration is complete)."""
+
+    run: Label
+    iteration: Iteration
+    phase: Phase
+    done: Annotated[int, Strict(), Field(ge=0)]
+    total: Annotated[int, Strict(), Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _done_within_total(self) -> ProgressPost:
+        if self.done > self.total:
+            raise ValueError(f"done ({self.done}) is more than total ({self.total})")
+        return self
 
 
 class Cleared(BaseModel):

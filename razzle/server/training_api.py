@@ -23,9 +23,14 @@ from razzle.server.schemas import (
     MetricsStored,
     ModelList,
     ModelStored,
+    ProgressPost,
+    RunProgress,
+    TargetsOut,
     problems,
 )
-from razzle.server.store import MetricsStore, ModelInfo, StoreInputError
+from razzle.server.progress import ProgressBoard, ProgressReport
+from razzle.server.store import MetricsStore, ModelInfo, StoreInputError, iso_time
+from razzle.server.targets import Targets
 
 MAX_PAGE = 10_000
 router = APIRouter(prefix="/training", tags=["training"])
@@ -53,7 +58,17 @@ def require_token(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong token")
 
 
+def get_progress(request: Request) -> ProgressBoard:
+    return request.app.state.progress
+
+
+def get_targets(request: Request) -> Targets:
+    return request.app.state.targets
+
+
 Store = Annotated[MetricsStore, Depends(get_store)]
+PlanTargets = Annotated[Targets, Depends(get_targets)]
+Progress = Annotated[ProgressBoard, Depends(get_progress)]
 Writer = Depends(require_token)
 RunFilter = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="only this run")]
 
@@ -109,13 +124,54 @@ def metric_names() -> dict:
     }
 
 
+def progress_out(report: ProgressReport, now: float, window_s: float) -> dict:
+    age = max(0.0, now - report.reported_at)
+    return {
+        **report.as_dict(),
+        "reported_at": iso_time(report.reported_at),
+        "age_s": round(age, 1),
+        "fresh": age <= window_s,
+    }
+
+
+def run_targets(store: MetricsStore, targets: Targets, run: str) -> dict | None:
+    latest = store.latest_metrics(run)
+    if latest is None:
+        return None
+    return {"run": run, "iteration": latest["iteration"], "metrics": targets.assess(latest["iteration"], latest)}
+
+
+@router.get("/targets", response_model=TargetsOut)
+def plan_targets(targets: PlanTargets) -> dict:
+    """The training plan's targets and red flags per phase of training, which the
+    dashboard draws on its charts and `/training/dashboard` assesses."""
+    return targets.as_dict()
+
+
+@router.post("/progress", response_model=RunProgress, dependencies=[Writer], responses=WRITE_PROBLEMS)
+def post_progress(body: ProgressPost, board: Progress) -> dict:
+    """Where a run is now (iteration, phase, done of total), so the dashboard shows a run
+    at work before its first iteration ends. Progress is ephemeral: the server keeps the
+    newest report per run in memory and never stores it in the database."""
+    report = board.report(body.run, body.iteration, body.phase, body.done, body.total)
+    return progress_out(report, board.now(), float("inf"))
+
+
 @router.get("/dashboard", response_model=Dashboard, response_model_exclude_unset=True)
-def dashboard(store: Store) -> dict:
-    """Everything the dashboard's header shows, in one request."""
+def dashboard(store: Store, board: Progress, targets: PlanTargets) -> dict:
+    """Everything the dashboard's header shows, in one request. A fresh progress report
+    (younger than the activity window) makes the status active."""
     runs = store.runs()
     latest_model = store.latest_model()
+    activity = store.activity()
+    now = board.now()
+    progress = [progress_out(r, now, activity["active_window_s"]) for r in board.snapshot()]
+    if any(p["fresh"] for p in progress):
+        activity["status"] = "active"
     return {
-        **store.activity(),
+        **activity,
+        "progress": progress,
+        "targets": [assessed for run in runs if (assessed := run_targets(store, targets, run["run"]))],
         "runs": runs,
         "iterations": sum(r["iterations"] for r in runs),
         "games": sum(r["games"] for r in runs),

@@ -1,5 +1,6 @@
 """`razzle play` and `razzle arena` as a user runs them."""
 
+import re
 import subprocess
 import sys
 
@@ -55,10 +56,29 @@ def test_arena_prints_a_result_with_an_interval(model_file):
     assert "in 4 games" in result.stdout and "95% CI" in result.stdout
 
 
-def test_a_bad_model_file_is_one_clear_error(tmp_path):
-    bad = tmp_path / "bad.pt"
-    bad.write_text("not a model")
-    result = run_razzle("arena", "--model", str(bad), "--games", "2")
+@pytest.mark.parametrize("command", ["play", "arena"])
+def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path, command):
+    bad = tmp_path / "passwd"
+    bad.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    result = run_razzle(command, "--model", str(bad))
     assert result.returncode != 0
-    assert "not a readable model file" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"razzle {command}: {bad} is not a readable model file: it is not a file written by torch.save"
+    )
+
+
+def test_the_ai_lists_the_move_it_played_among_its_top_moves():
+    # With a uniform prior the opening replies tie on visits: the one played still shows.
+    result = run_razzle("play", "--simulations", "64", "--top", "2", stdin="b1-c3\nquit\n")
+    assert result.returncode == 0, result.stderr
+    played = re.search(r"AI plays (\S+)", result.stdout).group(1)
+    listed = result.stdout.split("AI plays", 1)[1].splitlines()[1:3]
+    assert re.match(rf"  \* {played} +visits +\d+  value [+-]\d\.\d\d  prior \d\.\d\d$", listed[0])
+    assert not listed[1].startswith("  *")
+
+
+@pytest.mark.parametrize(("command", "default"), [("play", "(default: 200)"), ("arena", "(default: 50)")])
+def test_help_shows_the_defaults(command, default):
+    result = run_razzle(command, "--help")
+    assert result.returncode == 0
+    assert default in " ".join(result.stdout.split())

@@ -30,21 +30,32 @@ def test_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b"this is not a model", b"PK\x03\x04" + bytes(100)],
-    ids=["text", "broken-zip"],
+    ("content", "reason"),
+    [
+        (b"root:x:0:0:root:/root:/bin/bash\n", "it is not a file written by torch.save"),
+        (b"PK\x03\x04" + bytes(100), "the file is damaged or truncated"),
+        (b"", "the file is empty"),
+    ],
+    ids=["text", "broken-zip", "empty"],
 )
-def test_corrupt_file(tmp_path, content):
+def test_corrupt_file_says_why_in_plain_words(tmp_path, content, reason):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
-    with pytest.raises(ModelFileError, match="not a readable model file"):
+    with pytest.raises(ModelFileError) as raised:
         load_model_file(path)
+    assert str(raised.value).startswith(f"{path} is not a readable model file: {reason}")
+    assert "index" not in str(raised.value) and "Stream" not in str(raised.value)  # torch's internals
+
+
+def test_a_folder_is_not_a_model_file(tmp_path):
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        load_model_file(tmp_path)
 
 
 def test_truncated_file(tmp_path, network):
     path = save_model_file(network, tmp_path / "net.pt")
     path.write_bytes(path.read_bytes()[:2000])
-    with pytest.raises(ModelFileError, match="not a readable model file"):
+    with pytest.raises(ModelFileError, match="not a readable model file: the file is damaged or truncated"):
         load_model_file(path)
 
 

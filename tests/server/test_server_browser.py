@@ -7,8 +7,10 @@ against the `ShuttleAI` double. Screenshots go to docs/screenshots/ for the READ
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from razzle.server.app import create_app
@@ -17,9 +19,10 @@ from razzle.train.metrics import CANONICAL_METRICS
 from tests.server.conftest import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Chromium's sandbox refuses to start as root (CI containers); elsewhere it stays on.
 CHROMIUM_ARGS = [
     "--headless",
-    "--no-sandbox",
+    *(["--no-sandbox"] if os.geteuid() == 0 else []),
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -140,6 +143,25 @@ def test_an_empty_store_says_no_metrics_available(page, tmp_path):
         page.wait_for_selector("#empty:not([hidden])")
         assert "No metrics available" in page.locator("#empty").inner_text()
         assert page.locator(".chart-card").count() == 0
+        hints = page.locator("#empty pre").all_inner_texts()
+        assert f"python train.py server.url={url}" in hints[0]
+        assert f"curl -X POST {url}/training/metrics" in hints[1]
+        assert ":8000" not in "".join(hints)
+
+
+def test_a_run_in_its_first_iteration_shows_active_and_its_progress(page, tmp_path):
+    with serve_in_thread(create_app(MetricsStore(tmp_path / "progress.db"))) as url:
+        page.goto(f"{url}/dashboard")
+        page.wait_for_selector("#empty:not([hidden])")
+        assert page.locator("#status").text_content() == "idle"
+        report = {"run": "fresh-run", "iteration": 0, "phase": "selfplay", "done": 23, "total": 64}
+        httpx.post(f"{url}/training/progress", json=report, timeout=30).raise_for_status()
+        page.reload()
+        page.wait_for_function("document.querySelector('#status').textContent === 'active'")
+        assert page.locator("#progress").inner_text() == "iteration 0: self-play 23/64 games"
+        assert "iteration 0: self-play 23/64 games" in page.locator("#empty-title").inner_text()
+        assert page.locator("#empty-hints").is_hidden()
+        page.screenshot(path=SCREENSHOTS / "dashboard-progress.png")
 
 
 def test_t_toggles_the_dashboard_over_the_game(page, seeded):
@@ -208,3 +230,74 @@ def test_play_a_move_an_illegal_attempt_and_a_whole_pass_chain(page, seeded):
     page.wait_for_function("document.querySelectorAll('#record li span').length === 6")
     assert record(page)[4:] == ["d1-b3-f3", "f8-g6"]
     assert page.locator("#status").inner_text() == "Your move."
+
+
+def test_the_plan_targets_show_on_the_charts_and_as_a_status_per_metric(page, tmp_path):
+    store = MetricsStore(tmp_path / "targets.db")
+    for iteration in range(13):  # early phase 0-9, mid from 10
+        store.record_metrics(
+            "struggling",
+            iteration,
+            {"illegal_penalty": 0.5, "policy_top1_accuracy": 0.10, "value_std": 0.25, "value_calibration_error": 0.1},
+        )
+    with serve_in_thread(create_app(store)) as url:
+        page.goto(f"{url}/dashboard#overview")
+        page.wait_for_selector("#target-status .chip")
+        chips = {c.get_attribute("data-metric"): c for c in page.locator("#target-status .chip").all()}
+        assert set(chips) == {"policy_top1_accuracy", "value_std", "value_calibration_error"}
+        status = {metric: chip.get_attribute("class").split()[1] for metric, chip in chips.items()}
+        assert status == {"policy_top1_accuracy": "red_flag", "value_std": "watch", "value_calibration_error": "ok"}
+        assert chips["policy_top1_accuracy"].inner_text() == "struggling · policy_top1_accuracy 0.1 · red flag"
+        note = page.locator(".chart-card[data-metric='policy_top1_accuracy'] .targets-note").inner_text()
+        assert note.startswith("mid (iterations 10–49): target > 0.25, red flag < 0.15")
+        assert "late (iterations 50+): target > 0.4, red flag < 0.3" in note
+        page.click(".tabs button[data-tab='loss']")
+        note = page.locator(".chart-card[data-metric='illegal_penalty'] .targets-note").inner_text()
+        assert note == "early (iterations 0–9): target < 0.3, red flag > 0.8"
+        assert page.locator(".chart-card[data-metric='illegal_penalty'] canvas").count() == 1
+        assert page.locator(".chart-card[data-metric='lr'] .targets-note").count() == 0
+
+
+def test_a_self_play_game_is_listed_and_replayed_with_its_pass_chain(page, tmp_path):
+    from razzle.game.notation import GameRecord
+    from tests.server.conftest import ShuttleAI
+
+    chain_game = ["c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3", "b3-f3", "end", "f8-g6"]
+    short_game = ["c1-b3", "f8-g6"]
+    folder = tmp_path / "run-a" / "replay" / "iter_0003"
+    folder.mkdir(parents=True)
+    (folder / "games.txt").write_text("\n".join(GameRecord(g).to_text() for g in (short_game, chain_game)))
+    app = create_app(
+        MetricsStore(tmp_path / "replay.db"),
+        ai_factory=lambda _model: ShuttleAI(),
+        replay_folders={"run-a": tmp_path / "run-a" / "replay"},
+    )
+    with serve_in_thread(app) as url:
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#status').textContent === 'Your move.'")
+        page.locator("#replay-card").wait_for(state="visible")
+        assert page.locator("#replay-iteration option").all_inner_texts() == ["iteration 3 (2 games)"]
+        page.wait_for_function("document.querySelectorAll('#replay-game option').length === 2")
+        assert page.locator("#replay-game option").all_inner_texts() == [
+            "game 1: unfinished, 2 turns",
+            "game 2: unfinished, 6 turns",
+        ]
+        page.select_option("#replay-game", "1")
+        page.click("#replay-open")
+        page.wait_for_function("document.querySelector('#replay-step').textContent === 'turn 0 / 6'")
+        assert page.locator(".square[data-square='d1'] .ball").count() == 1
+        for _ in range(5):
+            page.click("#replay-next")
+        assert page.locator("#replay-step").inner_text() == "turn 5 / 6"
+        assert page.locator("#status").inner_text() == "run-a iteration 3, game 2: Player 1: d1-b3-f3 (pass chain)"
+        path = page.locator(".square.path").evaluate_all("els => els.map(e => e.dataset.square)")
+        assert sorted(path) == ["b3", "d1", "f3"]
+        assert len(page.locator(".ball-path polyline").get_attribute("points").split()) == 3
+        assert page.locator(".square[data-square='f3'] .ball").count() == 1
+        page.screenshot(path=SCREENSHOTS / "replay.png")
+        page.keyboard.press("ArrowRight")
+        assert page.locator("#replay-step").inner_text() == "turn 6 / 6"
+        assert page.locator(".ball-path").count() == 0  # a knight move has no ball path
+        page.click("#replay-close")
+        page.wait_for_function("document.querySelector('#status').textContent === 'Your move.'")
+        assert page.locator(".square.path").count() == 0

@@ -70,8 +70,17 @@ const TITLES = {
   iteration_seconds: "Seconds per iteration",
 };
 
+const PHASE_TEXT = {
+  selfplay: (p) => `self-play ${p.done}/${p.total} games`,
+  training: (p) => `training ${p.done}/${p.total}`,
+  evaluation: (p) => `evaluation ${p.done}/${p.total} games`,
+  finished: () => "finished",
+};
+
 const state = {
   tab: "overview",
+  writesNeedToken: false,
+  targets: [], // phases of the training plan: {name, first_iteration, last_iteration, bands}
   paused: false,
   entries: [],
   summary: null,
@@ -129,12 +138,40 @@ function colorOf(run) {
   return PALETTE[runNames().indexOf(run) % PALETTE.length];
 }
 
+// "iteration 3: self-play 23/64 games", with the run's name when several runs report.
+function progressText(progress) {
+  const named = progress.length > 1;
+  return progress
+    .map((p) => `${named ? `${p.run} · ` : ""}iteration ${p.iteration}: ${PHASE_TEXT[p.phase](p)}`)
+    .join("  ·  ");
+}
+
+// Hints name this server's own address, whatever port it was given.
+function renderHints() {
+  const origin = location.origin;
+  const auth = state.writesNeedToken ? ` \\\n  -H "Authorization: Bearer $RAZZLE_SERVER_TOKEN"` : "";
+  $("hint-train").textContent = `python train.py server.url=${origin}`;
+  $("hint-curl").textContent =
+    `curl -X POST ${origin}/training/metrics -H 'Content-Type: application/json'${auth} \\\n` +
+    `  -d '{"run": "demo", "iteration": 0, "metrics": {"loss_total": 2.5}}'`;
+}
+
+function renderEmpty(working) {
+  $("empty-title").textContent = working.length ? `Training: ${progressText(working)}` : "No metrics available";
+  $("empty-running").hidden = !working.length;
+  $("empty-hints").hidden = working.length > 0;
+}
+
 function renderHeader() {
   const s = state.summary;
   if (!s) return;
   const status = $("status");
   status.textContent = s.status;
   status.className = `pill ${s.status}`;
+  const working = (s.progress || []).filter((p) => p.fresh);
+  $("progress").textContent = progressText(working);
+  renderEmpty(working);
+  renderTargetStatus();
   $("last-update").textContent = s.last_update ? `last update ${new Date(s.last_update).toLocaleString()}` : "";
   $("stat-runs").textContent = s.runs.length;
   $("stat-iterations").textContent = s.iterations.toLocaleString();
@@ -156,6 +193,7 @@ function renderRunToggles() {
       input.addEventListener("change", () => {
         input.checked ? state.hiddenRuns.delete(run) : state.hiddenRuns.add(run);
         renderCharts();
+        renderTargetStatus();
       });
       const swatch = document.createElement("span");
       swatch.className = "swatch";
@@ -234,7 +272,106 @@ function drawLines(plot, byRun, yLabel) {
     cursor: { drag: { x: true, y: false } },
   };
   if (yLabel) options.axes[1].label = yLabel;
+  const bands = bandsOf(plot.closest(".chart-card").dataset.metric);
+  if (bands.length) {
+    const levels = bands.flatMap((b) => [b.target, b.red_flag]);
+    options.scales.y = {
+      range: (_u, min, max) => uPlot.rangeNum(Math.min(min, ...levels), Math.max(max, ...levels), 0.1, true),
+    };
+    options.hooks = { draw: [(u) => drawBands(u, bands)] };
+  }
   state.charts.push(new uPlot(options, aligned(byRun), plot));
+}
+
+// --- the training plan's targets and red flags -----------------------------------------
+
+function bandsOf(metric) {
+  return state.targets.flatMap((phase) =>
+    phase.bands.filter((b) => b.metric === metric).map((b) => ({ ...b, phase: phase.name, first: phase.first_iteration, last: phase.last_iteration })),
+  );
+}
+
+function rangeText(band) {
+  return band.last == null ? `${band.first}+` : `${band.first}–${band.last}`;
+}
+
+function limitsText(band) {
+  const [good, bad] = band.lower_is_better ? ["<", ">"] : [">", "<"];
+  return `target ${good} ${band.target}, red flag ${bad} ${band.red_flag}`;
+}
+
+function bandText(band) {
+  return `${band.phase} (iterations ${rangeText(band)}): ${limitsText(band)}`;
+}
+
+// Per phase: the red-flag side tinted red, the target side green, dashed lines at both.
+function drawBands(u, bands) {
+  const { ctx, bbox } = u;
+  const xs = u.data[0];
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+  ctx.clip();
+  for (const band of bands) {
+    const x0 = u.valToPos(band.first, "x", true);
+    const x1 = band.last == null ? bbox.left + bbox.width : u.valToPos(band.last + 1, "x", true);
+    if (!xs.length || x1 < bbox.left || x0 > bbox.left + bbox.width) continue;
+    const left = Math.max(x0, bbox.left);
+    const width = Math.min(x1, bbox.left + bbox.width) - left;
+    const yTarget = u.valToPos(band.target, "y", true);
+    const yRed = u.valToPos(band.red_flag, "y", true);
+    const top = bbox.top;
+    const bottom = bbox.top + bbox.height;
+    // Canvas y grows downwards: "lower is better" puts the target side below its line.
+    const okZone = band.lower_is_better ? [yTarget, bottom] : [top, yTarget];
+    const redZone = band.lower_is_better ? [top, yRed] : [yRed, bottom];
+    ctx.fillStyle = "rgba(27, 138, 75, 0.07)";
+    ctx.fillRect(left, okZone[0], width, okZone[1] - okZone[0]);
+    ctx.fillStyle = "rgba(198, 47, 47, 0.08)";
+    ctx.fillRect(left, redZone[0], width, redZone[1] - redZone[0]);
+    ctx.setLineDash([6, 4]);
+    ctx.lineWidth = 1.5;
+    for (const [y, color] of [[yTarget, "#1b8a4b"], [yRed, "#c62f2f"]]) {
+      ctx.strokeStyle = color;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+  }
+  ctx.restore();
+}
+
+function bandsNote(card, metric) {
+  const bands = bandsOf(metric);
+  if (!bands.length) return;
+  const note = document.createElement("p");
+  note.className = "targets-note";
+  note.textContent = bands.map(bandText).join(" · ");
+  card.querySelector(".about").after(note);
+}
+
+const STATUS_TEXT = { ok: "ok", watch: "watch", red_flag: "red flag" };
+
+function statusChip(run, iteration, m) {
+  const chip = document.createElement("span");
+  chip.className = `chip ${m.status}`;
+  chip.dataset.run = run;
+  chip.dataset.metric = m.metric;
+  chip.title = `iteration ${iteration}, ${m.phase} training: ${limitsText(m)}`;
+  chip.textContent = `${run} · ${m.metric} ${Number(m.value.toPrecision(3))} · ${STATUS_TEXT[m.status]}`;
+  return chip;
+}
+
+function renderTargetStatus() {
+  const runs = (state.summary?.targets || []).filter((r) => !state.hiddenRuns.has(r.run) && r.metrics.length);
+  const box = $("target-status");
+  box.hidden = !runs.length;
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = "Training plan";
+  box.replaceChildren(label, ...runs.flatMap((r) => r.metrics.map((m) => statusChip(r.run, r.iteration, m))));
 }
 
 function noData(plot, name) {
@@ -308,6 +445,7 @@ function renderCharts() {
     const title = typeof spec === "string" ? TITLES[name] || name : spec.title;
     const about = typeof spec === "string" ? state.names[name] : spec.about;
     const card = chartCard(name, title, about);
+    bandsNote(card, name);
     box.append(card);
     const byRun = seriesByRun(entries, spec);
     const plot = card.querySelector(".plot");
@@ -408,11 +546,16 @@ new ResizeObserver(() => state.charts.forEach((c) => c.setSize({ width: plotWidt
 
 (async function start() {
   selectTab(location.hash.slice(1) || "overview");
-  try {
-    state.names = (await getJSON("/training/metric-names")).known;
-  } catch (error) {
-    state.names = {};
-  }
+  const optional = (url, fallback) => getJSON(url).catch(() => fallback);
+  const [names, health, targets] = await Promise.all([
+    optional("/training/metric-names", { known: {} }),
+    optional("/health", { writes_need_token: false }),
+    optional("/training/targets", { phases: [] }),
+  ]);
+  state.names = names.known;
+  state.writesNeedToken = health.writes_need_token;
+  state.targets = targets.phases;
+  renderHints();
   await refresh();
   setInterval(() => state.paused || document.hidden || refresh(), REFRESH_MS);
 })();

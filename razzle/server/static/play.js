@@ -5,7 +5,7 @@
 const FILES = "abcdefg";
 const PLAYERS = ["Player 1", "Player 2"];
 const $ = (id) => document.getElementById(id);
-const state = { game: null, selected: null, busy: false };
+const state = { game: null, selected: null, busy: false, replay: null };
 
 async function api(path, body) {
   const options = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
@@ -28,7 +28,7 @@ function say(text, kind = "info") {
 
 function squaresTopDown() {
   // The human's side plays up the screen: Player 2 sees the board turned around.
-  const flipped = state.game && state.game.human_side === 1;
+  const flipped = !state.replay && state.game && state.game.human_side === 1;
   const ranks = flipped ? [1, 2, 3, 4, 5, 6, 7, 8] : [8, 7, 6, 5, 4, 3, 2, 1];
   const files = flipped ? [...FILES].reverse() : [...FILES];
   return { ranks, files };
@@ -66,6 +66,7 @@ function lastAISquares() {
 }
 
 function draw() {
+  if (state.replay) return; // the board shows a replayed game until "Back to my game"
   const game = state.game;
   const owner = new Map();
   game.pieces.forEach((squares, side) => squares.forEach((s) => owner.set(s, side)));
@@ -134,6 +135,10 @@ function update(game) {
 
 // Returns whether the server accepted the action.
 async function play(action) {
+  if (state.replay) {
+    say("Go back to your game to play.", "error");
+    return false;
+  }
   if (state.busy || !state.game) return false;
   try {
     update(await api(`/game/${state.game.id}/play`, { action }));
@@ -165,6 +170,7 @@ async function aiTurn() {
 
 function clickSquare(name) {
   const game = state.game;
+  if (state.replay) return say("Replaying a self-play game: step with ◀ ▶ or go back to your game.");
   if (!game || state.busy) return;
   if (game.is_terminal) return say("The game is over: start a new game.");
   if (!humansTurn()) return say("Wait for the AI's move.");
@@ -225,6 +231,133 @@ async function resumeOrStart() {
   await newGame();
 }
 
+// --- replaying self-play games ------------------------------------------------------------
+
+const RESULTS = { "1-0": "Player 1 won", "0-1": "Player 2 won", "1/2-1/2": "draw", "*": "unfinished" };
+
+function options(select, items) {
+  select.replaceChildren(...items.map(([value, text]) => Object.assign(document.createElement("option"), { value, textContent: text })));
+}
+
+async function loadLibrary() {
+  let library;
+  try {
+    library = await api("/training/games");
+  } catch (error) {
+    return;
+  }
+  state.library = library.runs.filter((r) => r.iterations.length);
+  $("replay-card").hidden = !state.library.length;
+  if (!state.library.length) return;
+  options($("replay-run"), state.library.map((r) => [r.run, r.run]));
+  await pickRun();
+}
+
+async function pickRun() {
+  const run = state.library.find((r) => r.run === $("replay-run").value);
+  const newest = [...run.iterations].reverse();
+  options($("replay-iteration"), newest.map((i) => [i.iteration, `iteration ${i.iteration} (${i.games} games)`]));
+  await pickIteration();
+}
+
+async function pickIteration() {
+  const list = await api(`/training/games/${$("replay-run").value}/${$("replay-iteration").value}`);
+  options($("replay-game"), list.games.map((g) => [g.index, `game ${g.index + 1}: ${RESULTS[g.result] || g.result}, ${g.turns} turns`]));
+}
+
+async function openReplay() {
+  try {
+    const game = await api(`/training/games/${$("replay-run").value}/${$("replay-iteration").value}/${$("replay-game").value}`);
+    state.replay = { game, step: 0 };
+    state.selected = null;
+    buildBoard();
+    $("replay-controls").hidden = false;
+    say("Step through the turns with ◀ ▶ or the arrow keys.");
+    showFrame(0);
+  } catch (error) {
+    say(`Cannot open the game: ${error.message}`, "error");
+  }
+}
+
+function closeReplay() {
+  state.replay = null;
+  $("replay-controls").hidden = true;
+  if (!state.game) return;
+  buildBoard();
+  update(state.game);
+  say("Back to your game.");
+}
+
+function squareCenter(name) {
+  const square = $("board").querySelector(`[data-square='${name}']`);
+  return [square.offsetLeft + square.offsetWidth / 2, square.offsetTop + square.offsetHeight / 2];
+}
+
+// The ball's path of a pass chain, drawn over the board.
+function drawBallPath(path) {
+  const board = $("board");
+  board.querySelector(".ball-path")?.remove();
+  if (path.length < 2) return;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "ball-path");
+  svg.setAttribute("width", board.clientWidth);
+  svg.setAttribute("height", board.clientHeight);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", path.map((s) => squareCenter(s).join(",")).join(" "));
+  svg.append(line);
+  board.append(svg);
+}
+
+function showFrame(step) {
+  const { game } = state.replay;
+  state.replay.step = Math.max(0, Math.min(step, game.frames.length - 1));
+  const frame = game.frames[state.replay.step];
+  const owner = new Map();
+  frame.pieces.forEach((squares, side) => squares.forEach((sq) => owner.set(sq, side)));
+  const eligible = new Set(frame.eligible);
+  const balls = new Set(frame.balls);
+  for (const square of $("board").querySelectorAll(".square")) {
+    const name = square.dataset.square;
+    square.classList.remove("selected", "target", "last");
+    square.classList.toggle("occupied", owner.has(name));
+    square.classList.toggle("path", frame.path.includes(name));
+    square.replaceChildren();
+    if (owner.has(name)) {
+      const piece = document.createElement("div");
+      piece.className = `piece p${owner.get(name) + 1}${eligible.has(name) ? " eligible" : ""}`;
+      if (balls.has(name)) piece.append(Object.assign(document.createElement("div"), { className: "ball" }));
+      square.append(piece);
+    }
+    if (frame.kind === "pass" && frame.path.includes(name)) {
+      const order = frame.path.indexOf(name);
+      square.append(Object.assign(document.createElement("span"), { className: "path-step", textContent: order }));
+    }
+    square.disabled = false;
+  }
+  drawBallPath(frame.kind === "pass" ? frame.path : []);
+  const last = game.frames.length - 1;
+  $("replay-step").textContent = `turn ${state.replay.step} / ${last}`;
+  const described = frame.token
+    ? `${PLAYERS[frame.mover]}: ${frame.token}${frame.kind === "pass" ? " (pass chain)" : ""}`
+    : "the start";
+  const end = state.replay.step === last ? ` · ${RESULTS[game.result] || game.result}` : "";
+  $("status").textContent = `${game.run} iteration ${game.iteration}, game ${game.index + 1}: ${described}${end}`;
+  for (const [id, side] of [["bottom-label", 0], ["top-label", 1]]) {
+    $(id).textContent = PLAYERS[side];
+    $(id).classList.toggle("to-move", !frame.is_terminal && frame.to_move === side);
+  }
+  $("end-turn").disabled = true;
+}
+
+$("replay-run").addEventListener("change", pickRun);
+$("replay-iteration").addEventListener("change", pickIteration);
+$("replay-open").addEventListener("click", openReplay);
+$("replay-close").addEventListener("click", closeReplay);
+$("replay-first").addEventListener("click", () => showFrame(0));
+$("replay-prev").addEventListener("click", () => showFrame(state.replay.step - 1));
+$("replay-next").addEventListener("click", () => showFrame(state.replay.step + 1));
+$("replay-last").addEventListener("click", () => showFrame(Infinity));
+
 // --- the dashboard overlay ---------------------------------------------------------------
 
 function toggleDashboard() {
@@ -259,6 +392,9 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "t" || event.key === "T") {
     event.preventDefault();
     toggleDashboard();
+  } else if (state.replay && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+    event.preventDefault();
+    showFrame(state.replay.step + (event.key === "ArrowRight" ? 1 : -1));
   } else if (event.key === "Escape" && state.game && !state.game.mid_chain) {
     state.selected = null;
     draw();
@@ -266,3 +402,4 @@ document.addEventListener("keydown", (event) => {
 });
 
 resumeOrStart();
+loadLibrary();

@@ -1,0 +1,204 @@
+"""Self-play games for the browser, read from runs' replay stores (`<run>/replay/iter_NNNN/
+games.txt`, see razzle.selfplay.replay), and the API that lists and replays them.
+
+Read only: the folders belong to the training run, which may be writing its next iteration
+(it renames finished iterations into place, so a folder listed here is complete).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+
+from razzle.game.notation import GameRecord, GameRecordError, play_turn, turn_tokens
+from razzle.game.position import Position
+from razzle.server.schemas import LABEL_PATTERN, problems
+
+GAMES_FILE = "games.txt"
+_ITERATION = re.compile(r"^iter_(\d{4,})$")
+
+
+def run_name_of(folder: Path) -> str:
+    """A run's default name, from its folder's name: characters outside the label
+    alphabet become '-'."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", Path(folder).resolve().name).lstrip("._-")
+    return name[:128] or "run"
+
+
+class ReplayLibrary:
+    """Run name -> its replay folder."""
+
+    def __init__(self, folders: Mapping[str, str | Path] | None = None):
+        self.folders = {run: Path(folder) for run, folder in (folders or {}).items()}
+
+    def iterations(self, run: str) -> list[dict]:
+        """[{iteration, games}] of the run's complete iterations, oldest first."""
+        root = self.folders.get(run)
+        if root is None or not root.is_dir():
+            return []
+        out = []
+        for folder in sorted(root.iterdir()):
+            match = _ITERATION.match(folder.name)
+            if match and (folder / GAMES_FILE).is_file():
+                out.append({"iteration": int(match.group(1)), "games": len(self._blocks(folder / GAMES_FILE))})
+        return sorted(out, key=lambda i: i["iteration"])
+
+    def records(self, run: str, iteration: int) -> list[GameRecord]:
+        root = self.folders.get(run)
+        path = None if root is None else root / f"iter_{iteration:04d}" / GAMES_FILE
+        if path is None or not path.is_file():
+            raise LookupError(f"no self-play games of run {run!r} iteration {iteration} on this server")
+        try:
+            return [GameRecord.from_text(block) for block in self._blocks(path)]
+        except GameRecordError as error:
+            raise ValueError(f"{path} holds a record that does not replay: {error}") from None
+
+    @staticmethod
+    def _blocks(path: Path) -> list[str]:
+        return [block for block in path.read_text().split("\n\n") if block.strip()]
+
+
+def frames(record: GameRecord) -> list[dict]:
+    """The position before the first turn and after every turn, with the turn that led to
+    it: its token, who played it, and the squares it went through (a pass chain's path is
+    the ball's path)."""
+    position = Position.initial(record.rules)
+    out = [_frame(position, None, None, "start", [])]
+    for token in turn_tokens(record.actions, Position.initial(record.rules)):
+        mover, ball = position.to_move, position.balls[position.to_move]
+        squares = [s for s in token.split("-") if s != "end"]
+        kind = "pass" if squares and squares[0] == ball else "knight" if len(squares) == 2 else "other"
+        position, _ = play_turn(position, token)
+        out.append(_frame(position, token, mover, kind, squares))
+    return out
+
+
+def _frame(position: Position, token: str | None, mover: int | None, kind: str, path: list[str]) -> dict:
+    return {
+        "token": token,
+        "mover": mover,
+        "kind": kind,
+        "path": path,
+        "pieces": [position.pieces(0), position.pieces(1)],
+        "balls": list(position.balls),
+        "eligible": position.eligible,
+        "turn": position.turn,
+        "to_move": position.to_move,
+        "is_terminal": position.is_terminal,
+        "winner": position.winner,
+    }
+
+
+# --- the API -----------------------------------------------------------------------------
+
+router = APIRouter(prefix="/training/games", tags=["games"])
+RunName = Annotated[str, PathParam(pattern=LABEL_PATTERN)]
+IterationNumber = Annotated[int, PathParam(ge=0)]
+
+
+class IterationGames(BaseModel):
+    iteration: int
+    games: int
+
+
+class RunGames(BaseModel):
+    run: str
+    iterations: list[IterationGames]
+
+
+class GameLibrary(BaseModel):
+    runs: list[RunGames] = Field(description="runs whose replay folders this server reads")
+
+
+class GameSummary(BaseModel):
+    index: int
+    result: str = Field(description="1-0, 0-1, 1/2-1/2 or *")
+    turns: int
+    headers: dict[str, str]
+
+
+class GameList(BaseModel):
+    run: str
+    iteration: int
+    games: list[GameSummary]
+
+
+class Frame(BaseModel):
+    token: str | None = Field(description="the turn that led here, as in the record; null at the start")
+    mover: int | None
+    kind: Literal["start", "knight", "pass", "other"]
+    path: list[str] = Field(description="squares of the turn in order; for a pass chain, the ball's path")
+    pieces: list[list[str]]
+    balls: list[str]
+    eligible: list[str]
+    turn: int
+    to_move: int
+    is_terminal: bool
+    winner: int | None
+
+
+class GameReplay(BaseModel):
+    run: str
+    iteration: int
+    index: int
+    result: str
+    headers: dict[str, str]
+    frames: list[Frame]
+
+
+def _library(request: Request) -> ReplayLibrary:
+    return request.app.state.replays
+
+
+def _records(request: Request, run: str, iteration: int) -> list[GameRecord]:
+    try:
+        return _library(request).records(run, iteration)
+    except LookupError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    except ValueError as error:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(error)) from None
+
+
+def _result(record: GameRecord) -> str:
+    return record.to_text().split('[Result "', 1)[1].split('"', 1)[0]
+
+
+@router.get("", response_model=GameLibrary)
+def list_runs(request: Request) -> dict:
+    """Runs and iterations with self-play games on this server's disk (a run serving its
+    own dashboard, or `razzle serve` next to a run folder)."""
+    library = _library(request)
+    return {"runs": [{"run": run, "iterations": library.iterations(run)} for run in sorted(library.folders)]}
+
+
+@router.get("/{run}/{iteration}", response_model=GameList, responses=problems(_404="no such run or iteration"))
+def list_games(run: RunName, iteration: IterationNumber, request: Request) -> dict:
+    records = _records(request, run, iteration)
+    games = [
+        {"index": i, "result": _result(r), "turns": r.position().turn, "headers": r.headers}
+        for i, r in enumerate(records)
+    ]
+    return {"run": run, "iteration": iteration, "games": games}
+
+
+@router.get("/{run}/{iteration}/{index}", response_model=GameReplay, responses=problems(_404="no such game"))
+def replay_game(run: RunName, iteration: IterationNumber, index: IterationNumber, request: Request) -> dict:
+    """Every position of one game, turn by turn, for the play page's replay view."""
+    records = _records(request, run, iteration)
+    if index >= len(records):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"iteration {iteration} of {run!r} has {len(records)} games")
+    record = records[index]
+    return {
+        "run": run,
+        "iteration": iteration,
+        "index": index,
+        "result": _result(record),
+        "headers": record.headers,
+        "frames": frames(record),
+    }

@@ -1,0 +1,57 @@
+"""Self-play games over the API: `razzle serve` next to a run folder lists its iterations'
+games and replays one turn by turn, pass chains as the ball's path."""
+
+from __future__ import annotations
+
+from razzle.game.notation import GameRecord
+
+CHAIN_GAME = ["c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3", "b3-f3", "end", "f8-g6"]
+
+
+def write_games(run_dir, iteration: int, games: list[list[str]]) -> None:
+    folder = run_dir / "replay" / f"iter_{iteration:04d}"
+    folder.mkdir(parents=True)
+    (folder / "games.txt").write_text("\n".join(GameRecord(g).to_text() for g in games))
+
+
+def test_serve_beside_a_run_folder_lists_and_replays_its_games(start_server, tmp_path):
+    run_dir = tmp_path / "2026-12-02_03-00-00"
+    write_games(run_dir, 0, [["c1-b3"]])
+    write_games(run_dir, 1, [["c1-b3", "f8-g6"], CHAIN_GAME])
+    (run_dir / "replay" / ".tmp-half-written").mkdir()  # a writer's staging folder: not listed
+    server = start_server(run_dir / "metrics.db")
+    with server.client() as client:
+        library = client.get("/training/games").json()
+        assert library == {
+            "runs": [
+                {
+                    "run": "2026-12-02_03-00-00",
+                    "iterations": [{"iteration": 0, "games": 1}, {"iteration": 1, "games": 2}],
+                }
+            ]
+        }
+        games = client.get("/training/games/2026-12-02_03-00-00/1").json()["games"]
+        assert [(g["index"], g["result"], g["turns"]) for g in games] == [(0, "*", 2), (1, "*", 6)]
+        replay = client.get("/training/games/2026-12-02_03-00-00/1/1").json()
+        missing_iteration = client.get("/training/games/2026-12-02_03-00-00/7")
+        missing_game = client.get("/training/games/2026-12-02_03-00-00/1/2")
+        other_run = client.get("/training/games/nobody/1")
+    frames = replay["frames"]
+    assert [f["token"] for f in frames] == [None, "c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3-f3", "f8-g6"]
+    assert [f["kind"] for f in frames] == ["start", "knight", "knight", "knight", "knight", "pass", "knight"]
+    chain = frames[5]
+    assert (chain["mover"], chain["path"], chain["balls"][0], chain["to_move"]) == (0, ["d1", "b3", "f3"], "f3", 1)
+    assert "d1" in chain["pieces"][0] and "b3" in chain["pieces"][0]
+    assert frames[0]["balls"] == ["d1", "d8"] and frames[0]["turn"] == 0
+    assert missing_iteration.status_code == 404 and "iteration 7" in missing_iteration.json()["detail"]
+    assert missing_game.status_code == 404 and "has 2 games" in missing_game.json()["detail"]
+    assert other_run.status_code == 404
+
+
+def test_games_from_names_the_run_folders(start_server, tmp_path):
+    run_dir = tmp_path / "runs" / "quartic on"
+    write_games(run_dir, 2, [CHAIN_GAME])
+    server = start_server(tmp_path / "elsewhere.db", None, "--games-from", str(run_dir))
+    with server.client() as client:
+        library = client.get("/training/games").json()
+    assert library == {"runs": [{"run": "quartic-on", "iterations": [{"iteration": 2, "games": 1}]}]}
