@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--games", type=int, default=50, help="games, colours alternated")
     parser.add_argument("--seed", type=int, default=0, help="seed of both players' tie-breaks and random moves")
+    parser.add_argument("--max-turns", type=int, default=Rules.max_turns, help="turn limit of each game (a draw)")
     add_search_arguments(parser, simulations=64)
     parser.set_defaults(func=run)
 
@@ -34,7 +35,7 @@ def run(args) -> int:
         opponent = MCTSPlayer(UniformEvaluator(), config, seed=args.seed + 1)
     else:
         opponent = MCTSPlayer(load_evaluator(args.opponent, args.device, "razzle arena"), config, seed=args.seed + 1)
-    result = play_match(player, opponent, args.games, Rules(), progress=True)
+    result = play_match(player, opponent, args.games, Rules(max_turns=args.max_turns), progress=True)
     low, high = result.score_interval()
     print(f"{args.model} vs {args.opponent}: {result.wins} wins, {result.draws} draws, {result.losses} losses "
           f"in {result.games} games")

@@ -126,7 +126,7 @@ def test_calibration_command_on_a_replay_folder(model_and_replay, tmp_path):
     out = tmp_path / "report"
     result = subprocess.run(
         [sys.executable, "-m", "razzle", "calibration", str(model), "--replay", str(replay), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()

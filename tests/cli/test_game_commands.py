@@ -6,7 +6,7 @@ import sys
 
 
 def run_razzle(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "razzle", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "razzle", *args], capture_output=True, text=True, timeout=1800)
 
 
 def test_perft_prints_one_line_per_depth():

@@ -29,7 +29,7 @@ def test_a_training_run_publishes_every_iteration(tmp_path):
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1800,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         metrics = httpx.get(f"{server.url}/training/metrics", params={"run": "smoke-e2e"}).json()

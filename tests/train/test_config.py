@@ -90,7 +90,7 @@ def test_cfg_job_prints_the_composed_config():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr
     assert "channels: 128" in result.stdout and "blocks: 10" in result.stdout
@@ -125,7 +125,7 @@ def test_missing_sample_directory_is_one_clear_error(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,
     )
     assert result.returncode == 1
     expected = f"error: sample directory {tmp_path / 'nowhere'} does not exist (set data.dir)"
