@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> None:
 
     from razzle.model.io import ModelFileError
     from razzle.train.run import train
-    from razzle.train.samples import SampleFileError
+    from razzle.model.samples import SampleFileError
 
     try:
         train(cfg)

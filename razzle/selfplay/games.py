@@ -1,6 +1,6 @@
 """Self-play: B games in lockstep with batched MCTS, finished games replaced at once.
 
-Every searched position becomes a training sample (`razzle.train.samples`); every game
+Every searched position becomes a training sample (`razzle.model.samples`); every game
 becomes a `GameRecord`; the statistics use the canonical metric names.
 """
 
@@ -21,7 +21,7 @@ from razzle.game.rules import Rules
 from razzle.search import MCTS, SearchConfig, TimedEvaluator, choose_actions
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import draw_seeds
-from razzle.train.samples import Samples, build_samples
+from razzle.model.samples import Samples, build_samples
 
 OPENING_TURNS = 5
 

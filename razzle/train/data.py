@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from razzle.train.samples import SampleFileError, Samples, shard_paths
+from razzle.model.samples import SampleFileError, Samples, shard_paths
 
 
 class SampleDataset(Dataset):

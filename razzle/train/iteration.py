@@ -33,7 +33,7 @@ from razzle.search import MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluat
 from razzle.selfplay.games import SelfPlayConfig, play_games
 from razzle.selfplay.replay import ReplayStore
 from razzle.train.metrics import GAME_METRICS, learning_metrics
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 
 log = logging.getLogger(__name__)
 MEASURE_BATCH = 512

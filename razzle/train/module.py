@@ -12,7 +12,7 @@ from torchmetrics import MetricCollection
 from razzle.model.network import RazzleNet
 from razzle.train.loss import CompositeLoss
 from razzle.train.metrics import learning_metrics
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 

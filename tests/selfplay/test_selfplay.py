@@ -9,7 +9,7 @@ from razzle.game import Rules
 from razzle.search import SearchConfig, UniformEvaluator
 from razzle.selfplay.games import SelfPlayConfig, play_games
 from razzle.selfplay.replay import ReplayStore
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 
 RULES = Rules(max_turns=24)
 

@@ -25,7 +25,7 @@ from razzle.server.publisher import TrainingPublisher
 from razzle.server.store import MetricsStore
 from razzle.train.loss import CompositeLoss
 from razzle.train.metrics import learning_metrics
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 from tests.server.conftest import free_port
 
 

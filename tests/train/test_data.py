@@ -4,7 +4,7 @@ import torch
 from razzle.model.planes import mirror_planes
 from razzle.model.policy import mirror_policy
 from razzle.train.data import SampleDataModule
-from razzle.train.samples import SampleFileError, Samples
+from razzle.model.samples import SampleFileError, Samples
 
 
 def numbered(samples: Samples, start: int) -> Samples:

@@ -5,7 +5,7 @@ import torch
 
 from razzle.model.network import NetworkOutput
 from razzle.train.loss import CompositeLoss
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 
 A = 897
 
