@@ -48,7 +48,6 @@ ITERATION_METRICS = (
     "lr",
     "games",
     "positions",
-    "epoch",
     "iteration_seconds",
     "selfplay_seconds",
     "training_seconds",

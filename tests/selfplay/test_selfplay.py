@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from razzle.game import Rules
+from razzle.model.samples import Samples
 from razzle.search import SearchConfig, UniformEvaluator
 from razzle.selfplay.games import SelfPlayConfig, play_games
 from razzle.selfplay.replay import ReplayStore
-from razzle.model.samples import Samples
 
 RULES = Rules(max_turns=24)
 

@@ -20,12 +20,12 @@ from razzle.game.engine import initial_state, random_actions, step
 from razzle.model.io import save_model_file
 from razzle.model.network import RazzleNet
 from razzle.model.planes import encode_states
+from razzle.model.samples import Samples
 from razzle.server.client import TrainingClient
 from razzle.server.publisher import TrainingPublisher
 from razzle.server.store import MetricsStore
 from razzle.train.loss import CompositeLoss
 from razzle.train.metrics import learning_metrics
-from razzle.model.samples import Samples
 from tests.server.conftest import free_port
 
 
