@@ -38,6 +38,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from razzle.game.rules import Rules
@@ -274,6 +275,8 @@ class AlphaZeroLoop:
             started = time.perf_counter()
             checkpoint, self._checkpoint = self._checkpoint, None
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+            # The model's table once per run, not once per iteration.
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelSummary)]
             state.training = {
                 "metrics": dict(module.epoch_metrics),
                 "seconds": time.perf_counter() - started,
