@@ -19,14 +19,15 @@ def main(cfg: DictConfig) -> None:
     from hydra.errors import InstantiationException
 
     from razzle.model.io import ModelFileError
+    from razzle.model.samples import SampleFileError
     from razzle.train.console import quiet_dependencies
+    from razzle.train.loop import LoopError
     from razzle.train.run import train
-    from razzle.train.samples import SampleFileError
 
     quiet_dependencies()
     try:
         train(cfg)
-    except (InstantiationException, SampleFileError, ModelFileError, FileNotFoundError) as error:
+    except (InstantiationException, SampleFileError, ModelFileError, LoopError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
 
 

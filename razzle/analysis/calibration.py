@@ -32,7 +32,7 @@ from razzle.model.network import RazzleNet
 from razzle.search import SearchConfig
 from razzle.selfplay.games import SelfPlayConfig, play_games
 from razzle.train.metrics import CONFIDENT_VALUE, ValueCalibrationError, ValueSkill
-from razzle.train.samples import SampleFileError, Samples, shard_paths
+from razzle.model.samples import SampleFileError, Samples, shard_paths
 
 PHASE_TURNS = 20
 _ITERATION = re.compile(r"^iter_(\d{4,})$")

@@ -1,13 +1,16 @@
 """Self-play: B games in lockstep with batched MCTS, finished games replaced at once.
 
-Every searched position becomes a training sample (`razzle.train.samples`); every game
-becomes a `GameRecord`; the statistics use the canonical metric names.
+Every searched position becomes a training sample (`razzle.model.samples`); every game
+becomes a `GameRecord`; the statistics use the canonical metric names. Outputs played
+apart (by the processes of a DDP run) combine with `merge_outputs` into the output of one
+batch of games.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from tqdm import tqdm
@@ -18,10 +21,10 @@ from razzle.game.engine import initial_state, step
 from razzle.game.notation import GameRecord
 from razzle.game.position import legal_texts
 from razzle.game.rules import Rules
+from razzle.model.samples import Samples, build_samples
 from razzle.search import MCTS, SearchConfig, TimedEvaluator, choose_actions
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import draw_seeds
-from razzle.train.samples import Samples, build_samples
 
 OPENING_TURNS = 5
 
@@ -51,10 +54,27 @@ class SelfPlayConfig:
                 raise ValueError(f"selfplay.{name} must be a number >= 0, got {value!r}")
 
 
+@dataclass(frozen=True)
+class GameSummary:
+    """What the statistics need of a finished game: its result (+1 / -1 / 0 from Player 1's
+    view), its length in turns, how many turns were pass chains, and its opening."""
+
+    result: int
+    length: int
+    turns_with_pass: int
+    opening: tuple[str, ...]
+
+
 @dataclass
 class SelfPlayOutput:
+    """samples, records and summaries of the games; `evaluations` network positions
+    evaluated in `seconds` of wall time; `stats` from all of them (`output_statistics`)."""
+
     samples: Samples
     records: list[GameRecord]
+    summaries: list[GameSummary]
+    evaluations: int
+    seconds: float
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -80,8 +100,10 @@ def play_games(
     seed: int = 0,
     progress: bool = True,
     headers: dict[str, str] | None = None,
+    on_game: Callable[[int], None] | None = None,
 ) -> SelfPlayOutput:
-    """Play `config.games` games of the evaluator against itself, with root noise."""
+    """Play `config.games` games of the evaluator against itself, with root noise;
+    `on_game(finished)` is called as each game finishes."""
     rules = rules or Rules()
     timed = TimedEvaluator(evaluator)
     mcts = MCTS(timed, search)
@@ -137,6 +159,8 @@ def play_games(
             lengths[game_id] = int(state.turn[slot])
             finished += 1
             bar.update(1)
+            if on_game is not None:
+                on_game(finished)
         restart = ended[: config.games - started]
         if restart:
             mask = torch.zeros(width, dtype=torch.bool, device=state.device)
@@ -156,27 +180,48 @@ def play_games(
         GameRecord(game.actions, rules, headers={**(headers or {}), "Game": str(number + 1)})
         for number, game in enumerate(games)
     ]
-    stats = game_statistics(games, results, lengths)
-    stats.update(
-        selfplay_games_per_s=config.games / elapsed,
-        selfplay_positions_per_s=len(samples) / elapsed,
-        selfplay_evals_per_s=timed.positions / elapsed,
-        selfplay_positions=float(len(samples)),
-        selfplay_seconds=elapsed,
+    summaries = [
+        GameSummary(int(result), int(length), game.turns_with_pass, tuple(game.opening))
+        for game, result, length in zip(games, results.tolist(), lengths.tolist())
+    ]
+    output = SelfPlayOutput(samples, records, summaries, timed.positions, elapsed)
+    output.stats = output_statistics(output)
+    return output
+
+
+def merge_outputs(outputs: Sequence[SelfPlayOutput]) -> SelfPlayOutput:
+    """One output from outputs played at the same time (e.g. one per process): games
+    renumbered in order, throughput over the longest wall time."""
+    records = [record for output in outputs for record in output.records]
+    records = [replace(record, headers={**record.headers, "Game": str(n + 1)}) for n, record in enumerate(records)]
+    merged = SelfPlayOutput(
+        samples=Samples.cat([output.samples for output in outputs]),
+        records=records,
+        summaries=[summary for output in outputs for summary in output.summaries],
+        evaluations=sum(output.evaluations for output in outputs),
+        seconds=max(output.seconds for output in outputs),
     )
-    return SelfPlayOutput(samples=samples, records=records, stats=stats)
+    merged.stats = output_statistics(merged)
+    return merged
 
 
-def game_statistics(games: list[_Game], results: torch.Tensor, lengths: torch.Tensor) -> dict[str, float]:
-    """The canonical game statistics of a batch of finished games."""
-    turns = lengths.float()
-    total_turns = max(int(lengths.sum()), 1)
-    openings = {tuple(game.opening) for game in games}
+def output_statistics(output: SelfPlayOutput) -> dict[str, float]:
+    """The canonical game statistics and the throughput of a batch of finished games."""
+    games = output.summaries
+    turns = torch.tensor([game.length for game in games], dtype=torch.float64)
+    results = torch.tensor([game.result for game in games])
+    total_turns = max(int(turns.sum()), 1)
+    seconds = max(output.seconds, 1e-9)
     return {
         "game_length_mean": float(turns.mean()),
         "game_length_std": float(turns.std()) if len(games) > 1 else 0.0,
         "pass_decision_rate": sum(game.turns_with_pass for game in games) / total_turns,
         "p1_win_rate": float((results == 1).float().mean()),
         "draw_rate": float((results == 0).float().mean()),
-        "opening_diversity": len(openings) / len(games),
+        "opening_diversity": len({game.opening for game in games}) / len(games),
+        "selfplay_games_per_s": len(games) / seconds,
+        "selfplay_positions_per_s": len(output.samples) / seconds,
+        "selfplay_evals_per_s": output.evaluations / seconds,
+        "selfplay_positions": float(len(output.samples)),
+        "selfplay_seconds": output.seconds,
     }

@@ -1,8 +1,8 @@
 """Which metric names, run names and model versions the store accepts, and why.
 
 Metric names are a closed vocabulary: a typo such as ``loss_totl`` would otherwise be stored
-happily and leave an empty chart. Known names are the trainer's canonical metrics
-(razzle.train.metrics.CANONICAL_METRICS) plus the bookkeeping below; two open families
+happily and leave an empty chart. Known names are those of razzle.metric_names (the canonical
+metrics and the iteration bookkeeping, with their descriptions); two open families
 stay available without editing this file:
 ``eval_<opponent>_<stat>`` (evaluation matches) and ``x_<anything>`` (experiments).
 Every accepted name matches ``^[a-z][a-z0-9_]{0,63}$``, so it is also a safe JSON key,
@@ -15,46 +15,7 @@ from __future__ import annotations
 import math
 import re
 
-from razzle.train.metrics import CANONICAL_METRICS
-
-METRIC_DESCRIPTIONS = {
-    "policy_top1_accuracy": "share of positions where the network's top move is the search's top move",
-    "policy_top3_accuracy": "share of positions where the search's top move is among the network's top 3",
-    "policy_entropy": "entropy of the network's policy over legal moves (nats)",
-    "policy_ebf": "effective branching factor: exp(policy entropy)",
-    "policy_confidence": "mean probability of the network's top move",
-    "legal_mass": "probability mass the network puts on legal moves",
-    "value_mean": "mean value prediction",
-    "value_std": "standard deviation of value predictions",
-    "value_extremity": "mean |value|: how decided the network thinks positions are",
-    "value_calibration_error": "expected calibration error of the value head against outcomes",
-    "value_confident_accuracy": "accuracy of the outcome sign where |value| is large",
-    "value_skill": "1 - value MSE / MSE of always predicting the mean outcome (> 0: better than a constant)",
-    "loss_total": "total training loss",
-    "policy_loss": "policy cross-entropy against the search policy",
-    "value_loss": "value mean squared error",
-    "value_loss_quartic": "quartic value term mean((v - z)^4)",
-    "difficulty_loss": "difficulty head binary cross-entropy",
-    "illegal_penalty": "probability mass on illegal actions, as a loss term",
-    "pass_decision_rate": "share of turns that are pass chains",
-    "game_length_mean": "mean game length (turns)",
-    "game_length_std": "standard deviation of game length (turns)",
-    "p1_win_rate": "share of self-play games won by Player 1",
-    "draw_rate": "share of self-play games drawn",
-    "opening_diversity": "share of distinct openings among the iteration's games",
-    "selfplay_games_per_s": "self-play games finished per second",
-    "selfplay_evals_per_s": "network evaluations per second during self-play",
-    "lr": "learning rate at the end of the iteration",
-    "games": "self-play games played in this iteration",
-    "positions": "training positions added in this iteration",
-    "epoch": "trainer epoch at the end of the iteration",
-    "iteration_seconds": "wall time of the whole iteration",
-    "selfplay_seconds": "wall time of the iteration's self-play",
-    "train_seconds": "wall time of the iteration's training",
-    "elo": "Elo of the iteration's model on the run's ladder (anchor = 0; razzle.analysis.ladder)",
-    "elo_low": "lower end of the 95% interval of elo",
-    "elo_high": "upper end of the 95% interval of elo",
-}
+from razzle.metric_names import KNOWN_METRICS
 
 OPEN_FAMILIES = ("eval_", "x_")
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -62,9 +23,6 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_METRICS_PER_POST = 256
 MAX_ITERATION = 10**9
 RELIABILITY_BINS = 10
-
-
-KNOWN_METRICS = frozenset(CANONICAL_METRICS) | frozenset(METRIC_DESCRIPTIONS)
 
 
 def metric_name_problem(name: object) -> str | None:

@@ -1,5 +1,7 @@
 """The trainer's side: publish every iteration's metrics and exported model.
 
+`TrainingPublisher` is a handler of the training loop (razzle.train.report): the loop
+starts it, hands it each iteration's report and closes it, on the process of global rank 0.
 With `server.url` set, updates go to that server through a background `TrainingClient`
 (a slow or absent server never stops training). Without it they go straight into a SQLite
 store in the run folder, and, unless turned off, a dashboard is served from the training
@@ -16,18 +18,17 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import lightning as L
-
 from razzle.server.client import TrainingClient, default_worker_name
 from razzle.server.names import label_problem, metric_name_problem, metric_value_problem
 from razzle.server.replays import run_name_of
+from razzle.train.report import IterationReport, Progress
 
 log = logging.getLogger(__name__)
 STORE_FILE = "metrics.db"
 
 
-class TrainingPublisher(L.Callback):
-    """Lightning callback; the training loop calls `publish_iteration` once per iteration.
+class TrainingPublisher:
+    """Publishes each iteration report (`on_iteration`), or any metrics (`publish_iteration`).
 
     run:      the run's name on the dashboard; None: the name of `run_dir` (Hydra's run folder).
     url:      server address (e.g. http://127.0.0.1:8000); None writes `run_dir/metrics.db`.
@@ -62,19 +63,23 @@ class TrainingPublisher(L.Callback):
         self._server_thread: threading.Thread | None = None
         self._board = None
         self._warned: set[str] = set()
-        self._rank_zero = True
 
-    # --- Lightning hooks -------------------------------------------------------------------
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Only the global-zero process publishes (the others would duplicate it)."""
-        self._rank_zero = trainer.is_global_zero
-        if self._rank_zero:
-            self.start()
+    # --- the training loop's handler -------------------------------------------------------
+    def on_run_start(self, previous: Sequence[IterationReport]) -> None:
+        """Earlier iterations were published by the session that ran them."""
+        self.start()
 
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.close()
+    def on_iteration(self, report: IterationReport) -> None:
+        """The report's metrics, its training epoch's as `x_train_<name>` (the store's
+        names have no '/'), the reliability diagram and the exported model."""
+        metrics = {**report.metrics(), **{f"x_train_{name}": value for name, value in report.training.items()}}
+        self.publish_iteration(None, report.iteration, metrics, report.model_path, report.reliability)
+        self.publish_progress(report.iteration, "finished", 1, 1)
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_progress(self, progress: Progress) -> None:
+        self.publish_progress(progress.iteration, progress.phase, progress.done, progress.total)
+
+    def on_run_end(self) -> None:
         self.close()
 
     # --- the publishing side ---------------------------------------------------------------
@@ -109,8 +114,6 @@ class TrainingPublisher(L.Callback):
         count). Never raises for a server problem. NaN means "nothing measured" (see
         razzle.train.metrics) and is left out; a name or value the store would refuse is
         dropped with one warning per name."""
-        if not self._rank_zero:
-            return
         self.start()
         run = run or self.run
         clean = self._clean(metrics)
@@ -134,8 +137,6 @@ class TrainingPublisher(L.Callback):
         Goes to the embedded dashboard's board, or to the server best effort; never
         raises for a server problem and never waits for one. Call it often (e.g. per game
         and per epoch): the dashboard shows a run as active while its report is fresh."""
-        if not self._rank_zero:
-            return
         self.start()
         if self._client is not None:
             self._client.post_progress(self.run, iteration, phase, done, total)

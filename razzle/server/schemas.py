@@ -12,14 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator, model_validator
 
-from razzle.server.names import (
-    KNOWN_METRICS,
-    MAX_ITERATION,
-    MAX_METRICS_PER_POST,
-    METRIC_DESCRIPTIONS,
-    RELIABILITY_BINS,
-    metric_name_problem,
-)
+from razzle.metric_names import KNOWN_METRICS, METRIC_DESCRIPTIONS
+from razzle.server.names import MAX_ITERATION, MAX_METRICS_PER_POST, RELIABILITY_BINS, metric_name_problem
 from razzle.server.progress import Phase
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from razzle.server.names import KNOWN_METRICS, METRIC_DESCRIPTIONS, OPEN_FAMILIES
+from razzle.metric_names import KNOWN_METRICS, METRIC_DESCRIPTIONS
+from razzle.server.names import OPEN_FAMILIES
 from razzle.server.schemas import (
     LABEL_PATTERN,
     WRITE_PROBLEMS,

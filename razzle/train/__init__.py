@@ -1,4 +1,4 @@
-"""Training: samples, the composite loss, metrics, the LightningModule and the AlphaZero loop."""
+"""Training: the composite loss, metrics, the LightningModule, the DataModule and the AlphaZero loop."""
 
 from omegaconf import OmegaConf
 

@@ -18,9 +18,9 @@ import lightning as L
 import torch
 
 from razzle.model.network import MODEL_SIZES, RazzleNet, parameter_count
+from razzle.model.samples import Samples, random_play_samples
 from razzle.train.data import SampleDataModule
 from razzle.train.module import AlphaZeroModule
-from razzle.train.samples import Samples, random_play_samples
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

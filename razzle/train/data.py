@@ -1,9 +1,11 @@
 """The DataModule over a directory of sample shards (the replay window).
 
 Samples live in memory as one `Samples` of tensors; a batch is a single fancy index
-(`__getitems__`), not 512 separate items stacked. The directory is read again whenever
-its list of shards changes, so with `reload_dataloaders_every_n_epochs=1` each epoch
-trains on the newest window that self-play has written.
+(`__getitems__`), not 512 separate items stacked. The directory is read once, when the
+first dataloader is asked for, and again whenever the training loop calls `load_window`
+(after self-play has written an iteration), so each iteration trains on the newest window.
+Under DDP Lightning gives every process its own share of the window (a distributed
+sampler), so the processes train on disjoint samples of the same window.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from razzle.train.samples import SampleFileError, Samples, shard_paths
+from razzle.model.samples import SampleFileError, Samples, shard_paths
 
 
 class SampleDataset(Dataset):
@@ -74,19 +76,16 @@ class SampleDataModule(L.LightningDataModule):
         self.max_samples = max_samples
         self.num_workers = num_workers
         self.seed = seed
-        self._loaded_from: list[tuple[str, int, int]] = []
         self.train_samples: Samples | None = None
         self.val_samples: Samples | None = None
 
-    def _refresh(self) -> None:
+    def load_window(self) -> None:
+        """Read the newest `max_samples` samples of the directory's shards."""
         if not self.dir.is_dir():
             raise SampleFileError(f"sample directory {self.dir} does not exist (set data.dir)")
         paths = shard_paths(self.dir)
         if not paths:
             raise SampleFileError(f"no sample shards (*.pt) in {self.dir}")
-        listing = [(str(p.relative_to(self.dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-        if listing == self._loaded_from:
-            return
         train, val, kept = [], [], 0
         for path in reversed(paths):
             if self.max_samples is not None and kept >= self.max_samples:
@@ -104,7 +103,6 @@ class SampleDataModule(L.LightningDataModule):
             raise SampleFileError(
                 f"the shards in {self.dir} leave no training samples (val_fraction={self.val_fraction})"
             )
-        self._loaded_from = listing
 
     def _held_out(self, shard_name: str, count: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(zlib.crc32(shard_name.encode()) + self.seed)
@@ -122,9 +120,11 @@ class SampleDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        self._refresh()
+        if self.train_samples is None:
+            self.load_window()
         return self._loader(self.train_samples, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        self._refresh()
+        if self.val_samples is None:
+            self.load_window()
         return self._loader(self.val_samples, train=False)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from razzle.model.network import NetworkOutput
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 
 ILLEGAL_MODES = ("fixed", "adaptive")
 

@@ -1,6 +1,6 @@
 """Training and evaluation metrics as torchmetrics `Metric`s, under their canonical names.
 
-The canonical names below are used unchanged by the loggers, the metrics database, the
+The canonical names (`razzle.metric_names`) are used unchanged by the loggers, the metrics database, the
 API and the dashboard; Lightning logs them as ``<stage>/<name>`` (``train/policy_loss``).
 Every metric keeps sums and counts as state, so accumulating batch by batch (or across
 processes) gives exactly the metric of the union of the batches. A metric with nothing
@@ -24,42 +24,8 @@ from collections.abc import Mapping
 import torch
 from torchmetrics import Metric, MetricCollection
 
-POLICY_METRICS = (
-    "policy_top1_accuracy",
-    "policy_top3_accuracy",
-    "policy_entropy",
-    "policy_ebf",
-    "policy_confidence",
-    "legal_mass",
-)
-VALUE_METRICS = (
-    "value_mean",
-    "value_std",
-    "value_extremity",
-    "value_calibration_error",
-    "value_confident_accuracy",
-    "value_skill",
-)
-LOSS_METRICS = (
-    "loss_total",
-    "policy_loss",
-    "value_loss",
-    "value_loss_quartic",
-    "difficulty_loss",
-    "illegal_penalty",
-)
-# Measured on self-play games (the self-play issue fills them).
-GAME_METRICS = (
-    "pass_decision_rate",
-    "game_length_mean",
-    "game_length_std",
-    "p1_win_rate",
-    "draw_rate",
-    "opening_diversity",
-    "selfplay_games_per_s",
-    "selfplay_evals_per_s",
-)
-CANONICAL_METRICS = POLICY_METRICS + VALUE_METRICS + LOSS_METRICS + GAME_METRICS
+from razzle.metric_names import LOSS_METRICS
+
 
 CONFIDENT_VALUE = 0.5
 CALIBRATION_BINS = 10
@@ -267,7 +233,7 @@ class LearningMetrics(MetricCollection):
 
 
 def learning_metrics(prefix: str = "") -> LearningMetrics:
-    """Every policy, value and loss metric of CANONICAL_METRICS, keyed by its name."""
+    """Every policy, value and loss metric of the canonical names, keyed by its name."""
     metrics = {
         "policy_top1_accuracy": PolicyAccuracy(top_k=1),
         "policy_top3_accuracy": PolicyAccuracy(top_k=3),

@@ -10,9 +10,9 @@ import torch
 from torchmetrics import MetricCollection
 
 from razzle.model.network import RazzleNet
+from razzle.model.samples import Samples
 from razzle.train.loss import CompositeLoss
 from razzle.train.metrics import learning_metrics
-from razzle.train.samples import Samples
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -23,6 +23,10 @@ class AlphaZeroModule(L.LightningModule):
 
     optimizer: called with the parameters (a Hydra ``_partial_`` config); default Adam,
         lr 1e-3, weight decay 1e-4.
+
+    The training loop continues one Trainer with a `fit` per iteration: the optimizer is
+    made once (so Adam's moments carry over), and the last training epoch's metrics
+    (`epoch_metrics`, canonical names) travel in the checkpoint for the iteration report.
     """
 
     def __init__(self, net: RazzleNet, loss: CompositeLoss | None = None, optimizer: OptimizerFactory | None = None):
@@ -32,6 +36,8 @@ class AlphaZeroModule(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-4)
         self.train_metrics = learning_metrics(prefix="train/")
         self.val_metrics = learning_metrics(prefix="val/")
+        self.epoch_metrics: dict[str, float] = {}
+        self._optimizer: torch.optim.Optimizer | None = None
 
     def forward(self, planes: torch.Tensor):
         return self.net(planes)
@@ -65,17 +71,30 @@ class AlphaZeroModule(L.LightningModule):
         self.measure(batch, self.val_metrics)
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch(self.train_metrics)
+        computed = self._log_epoch(self.train_metrics)
+        if computed:
+            self.epoch_metrics = {name.removeprefix("train/"): float(value) for name, value in computed.items()}
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch(self.val_metrics)
 
-    def _log_epoch(self, metrics: MetricCollection) -> None:
+    def _log_epoch(self, metrics: MetricCollection) -> dict[str, torch.Tensor]:
         """Compute (synchronised across processes by torchmetrics) and log once per epoch;
         handing Lightning the metric objects instead costs a device move per metric and step."""
+        computed = {}
         if any(metric.update_count for metric in metrics.values()):
-            self.log_dict(metrics.compute())
+            computed = metrics.compute()
+            self.log_dict(computed)
         metrics.reset()
+        return computed
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(params=self.parameters())
+        if self._optimizer is None:
+            self._optimizer = self.optimizer_factory(params=self.parameters())
+        return self._optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["epoch_metrics"] = self.epoch_metrics
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epoch_metrics = checkpoint.get("epoch_metrics", {})

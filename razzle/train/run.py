@@ -1,4 +1,6 @@
-"""Build a training run from a composed Hydra config and fit it (`train.py` calls this)."""
+"""Build a training run from a composed Hydra config and run it (`train.py` calls this):
+the self-play loop (`loop`, conf/selfplay/default.yaml), or with `selfplay=none` one fit
+on a fixed directory of sample shards."""
 
 from __future__ import annotations
 
@@ -9,13 +11,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from razzle.train.iteration import SelfPlayLoop
+from razzle.train.handlers import LoggerHandler
+from razzle.train.loop import LoopError
 from razzle.train.module import AlphaZeroModule
-from razzle.train.summary import summarize
 
 
 def _instantiate_group(group: DictConfig | None) -> list:
-    """Loggers and callbacks are dictionaries of named configs (any entry may be null)."""
+    """Loggers, callbacks and handlers are dictionaries of named configs (any entry may be null)."""
     if not group:
         return []
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
@@ -45,15 +47,23 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, resuming when asked; returns the last logged metrics."""
+    """Run the loop (or fit, with `selfplay=none`), resuming when asked; returns the last
+    logged metrics."""
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
-    checkpoint = checkpoint_to_resume(cfg)
+    if cfg.get("loop") is not None and cfg.get("ckpt_path"):
+        raise LoopError(
+            "ckpt_path starts a fit from a checkpoint (selfplay=none); the self-play loop continues a run with "
+            "resume=<run dir>"
+        )
+    checkpoint = checkpoint_to_resume(cfg) if cfg.get("loop") is None else None
     module, datamodule, trainer = build_run(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-    for callback in trainer.callbacks:
-        if isinstance(callback, SelfPlayLoop) and trainer.is_global_zero:
-            print(summarize(callback.history, Path(cfg.paths.output_dir)))
+    if cfg.get("loop") is None:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    else:
+        handlers = [LoggerHandler(trainer.loggers), *_instantiate_group(cfg.get("handlers"))]
+        loop = instantiate(cfg.loop)
+        loop.run(trainer, module, datamodule, handlers, resume=bool(cfg.get("resume")))
     return {name: float(value) for name, value in trainer.callback_metrics.items()}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from razzle.train.report import IterationReport  # noqa: E402
 
 COLUMNS = (
     ("iteration", "iter", "{:.0f}"),
@@ -26,6 +29,28 @@ PANELS = (
     ("Policy", ("policy_top1_accuracy", "legal_mass")),
     ("Value calibration", ("value_calibration_error", "value_extremity")),
 )
+
+
+class RunSummary:
+    """A handler of the training loop: at the end of the run (including iterations
+    finished before a resume) prints the table and writes `curves.png` in `run_dir`."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.history: list[dict[str, float]] = []
+
+    def on_run_start(self, previous: Sequence[IterationReport]) -> None:
+        self.history = [_row(report) for report in previous]
+
+    def on_iteration(self, report: IterationReport) -> None:
+        self.history.append(_row(report))
+
+    def on_run_end(self) -> None:
+        print(summarize(self.history, self.run_dir), flush=True)
+
+
+def _row(report: IterationReport) -> dict[str, float]:
+    return {"iteration": float(report.iteration), **report.metrics()}
 
 
 def summarize(history: list[dict[str, float]], run_dir: Path) -> str:

@@ -15,7 +15,7 @@ from razzle.game.actions import NUM_ACTIONS
 from razzle.model.io import save_model_file
 from razzle.model.network import RazzleNet
 from razzle.model.planes import PLANE_NAMES
-from razzle.train.samples import Samples
+from razzle.model.samples import Samples
 
 TURN_PLANE = PLANE_NAMES.index("turn_limit")
 SQUARES = 56

@@ -3,6 +3,7 @@ import torch
 
 from razzle.game.engine import initial_state, random_actions, step
 from razzle.game.state import State
+from razzle.model.samples import Samples, random_play_samples
 
 
 def random_positions(count: int, seed: int, max_ply: int = 60) -> State:
@@ -23,3 +24,9 @@ def positions() -> State:
     # The sample must cover what the encoding distinguishes.
     assert (state.to_move == 1).any() and state.mid_chain.any() and state.forced.any()
     return state
+
+
+@pytest.fixture(scope="session")
+def real_samples() -> Samples:
+    """64 positions from random games, with their games' outcomes."""
+    return random_play_samples(64, seed=0)

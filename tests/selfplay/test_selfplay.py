@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from razzle.game import Rules
+from razzle.model.samples import Samples
 from razzle.search import SearchConfig, UniformEvaluator
-from razzle.selfplay.games import SelfPlayConfig, play_games
+from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
 from razzle.selfplay.replay import ReplayStore
-from razzle.train.samples import Samples
 
 RULES = Rules(max_turns=24)
 
@@ -59,6 +59,28 @@ def test_same_seed_same_games():
         for _ in range(2)
     )
     assert [r.actions for r in first.records] == [r.actions for r in second.records]
+
+
+def test_each_finished_game_is_announced():
+    finished = []
+    config = SelfPlayConfig(games=5, parallel=2, temperature_turns=4)
+    play_games(UniformEvaluator(), SearchConfig(simulations=4), config, RULES, seed=2, progress=False, on_game=finished.append)
+    assert finished == [1, 2, 3, 4, 5]
+
+
+def test_outputs_played_apart_merge_into_one(output):
+    config = SelfPlayConfig(games=3, parallel=3, temperature_turns=4)
+    other = play_games(UniformEvaluator(), SearchConfig(simulations=8), config, RULES, seed=9, progress=False)
+    merged = merge_outputs([output, other])
+    assert [r.headers["Game"] for r in merged.records] == [str(n) for n in range(1, 10)]
+    assert [r.actions for r in merged.records] == [r.actions for r in output.records + other.records]
+    assert len(merged.samples) == len(output.samples) + len(other.samples)
+    lengths = [s.length for s in output.summaries + other.summaries]
+    assert merged.stats["game_length_mean"] == pytest.approx(sum(lengths) / 9)
+    wins = sum(s.result == 1 for s in output.summaries + other.summaries)
+    assert merged.stats["p1_win_rate"] == pytest.approx(wins / 9)
+    assert merged.stats["selfplay_seconds"] == max(output.seconds, other.seconds)
+    assert merged.stats["selfplay_evals_per_s"] == pytest.approx((output.evaluations + other.evaluations) / merged.seconds)
 
 
 def test_replay_store_round_trip(tmp_path, output):

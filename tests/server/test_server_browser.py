@@ -15,7 +15,7 @@ import pytest
 
 from razzle.server.app import create_app
 from razzle.server.store import MetricsStore
-from razzle.train.metrics import CANONICAL_METRICS
+from razzle.metric_names import CANONICAL_METRICS
 from tests.server.conftest import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")

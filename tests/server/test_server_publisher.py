@@ -1,5 +1,5 @@
-"""The trainer's side: the background client and the Lightning publisher callback, against
-real servers. The metrics of a pretend iteration come from the real network, loss and
+"""The trainer's side: the background client and the publisher (a handler of the training
+loop), against real servers. The metrics of a pretend iteration come from the real network, loss and
 torchmetrics code on real positions."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ import logging
 import math
 import re
 import socket
+import subprocess
+import sys
 import time
 
 import httpx
-import lightning as L
 import pytest
 import torch
 
@@ -20,12 +21,13 @@ from razzle.game.engine import initial_state, random_actions, step
 from razzle.model.io import save_model_file
 from razzle.model.network import RazzleNet
 from razzle.model.planes import encode_states
+from razzle.model.samples import Samples
 from razzle.server.client import TrainingClient
 from razzle.server.publisher import TrainingPublisher
 from razzle.server.store import MetricsStore
 from razzle.train.loss import CompositeLoss
 from razzle.train.metrics import learning_metrics
-from razzle.train.samples import Samples
+from razzle.train.report import IterationHandler, IterationReport
 from tests.server.conftest import free_port
 
 
@@ -155,53 +157,55 @@ def test_without_a_url_the_run_folder_gets_a_store_and_a_dashboard(tmp_path, cap
     store.close()
 
 
-class _TinyModule(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-
-    def training_step(self, batch, _index):
-        inputs, targets = batch
-        loss = torch.nn.functional.mse_loss(self.layer(inputs), targets)
-        self.log("loss_total", loss, on_epoch=True, on_step=False)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-class _EveryEpoch(L.Callback):
-    """Stands in for the training loop: once per epoch, what it would hand the publisher."""
-
-    def __init__(self, publisher: TrainingPublisher, models_dir):
-        self.publisher = publisher
-        self.models_dir = models_dir
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        iteration = trainer.current_epoch
-        path = save_model_file(RazzleNet.of_size("tiny"), self.models_dir / f"iter_{iteration:04d}.pt")
-        metrics = {"loss_total": trainer.callback_metrics["loss_total"], "lr": 0.1, "epoch": iteration}
-        self.publisher.publish_iteration(None, iteration, metrics, path)
-
-
-def test_the_callback_publishes_from_a_lightning_fit(start_server, tmp_path, capsys):
-    server = start_server()
-    torch.manual_seed(0)
-    data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
-    publisher = TrainingPublisher(url=server.url, run_dir=tmp_path / "2026-01-01_12-00-00")
-    trainer = L.Trainer(
-        max_epochs=3,
-        callbacks=[publisher, _EveryEpoch(publisher, tmp_path)],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+def report(iteration: int, model_path, metrics: dict[str, float], reliability: dict) -> IterationReport:
+    heldout = {name: value for name, value in metrics.items() if name not in ("lr", "games", "positions")}
+    return IterationReport(
+        iteration=iteration,
+        heldout=heldout,
+        games={"games": 48.0, "positions": 384.0, "game_length_mean": 31.5},
+        training={"loss_total": 2.0 - iteration / 10, "policy_loss": 1.5},
+        evaluation={"eval_random_win_rate": 0.5 + iteration / 10},
+        reliability=reliability,
+        model_path=str(model_path),
+        epoch=2 * (iteration + 1),
+        global_step=10 * (iteration + 1),
+        lr=0.02,
+        selfplay_seconds=30.0,
+        training_seconds=20.0 + iteration,
+        evaluation_seconds=5.0,
     )
-    trainer.fit(_TinyModule(), torch.utils.data.DataLoader(data, batch_size=16))
+
+
+def test_the_publisher_is_a_handler_of_the_training_loop(start_server, tmp_path, capsys):
+    server = start_server()
+    metrics, reliability = pretend_iteration()
+    publisher = TrainingPublisher(url=server.url, run_dir=tmp_path / "2026-01-01_12-00-00")
+    assert isinstance(publisher, IterationHandler)
+    publisher.on_run_start([])
+    for iteration in range(3):
+        path = save_model_file(RazzleNet.of_size("tiny"), tmp_path / f"iter_{iteration:04d}.pt")
+        publisher.on_iteration(report(iteration, path, metrics, reliability))
+    publisher.on_run_end()
     assert f"dashboard: {server.url}/dashboard" in capsys.readouterr().out
     with server.client() as client:
         entries = client.get("/training/metrics").json()["metrics"]
         models = client.get("/training/models").json()["models"]
     assert [(e["run"], e["iteration"]) for e in entries] == [("2026-01-01_12-00-00", i) for i in range(3)]
-    assert all(math.isfinite(e["loss_total"]) and e["lr"] == 0.1 for e in entries)
+    for iteration, entry in enumerate(entries):
+        assert entry["x_train_loss_total"] == pytest.approx(2.0 - iteration / 10) and entry["lr"] == 0.02
+        assert entry["eval_random_win_rate"] == pytest.approx(0.5 + iteration / 10)
+        assert entry["iteration_seconds"] == pytest.approx(55.0 + iteration)
+        assert (entry["selfplay_seconds"], entry["evaluation_seconds"]) == (30.0, 5.0)
+        assert entry["policy_top1_accuracy"] == pytest.approx(metrics["policy_top1_accuracy"])
+        assert len(entry["reliability"]) == 10
     assert [m["version"] for m in models] == ["iter_0000", "iter_0001", "iter_0002"]
+
+
+def test_the_server_side_imports_no_lightning():
+    code = (
+        "import sys, razzle.server.publisher, razzle.server.app, razzle.server.names, razzle.metric_names; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('lightning', 'pytorch_lightning')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

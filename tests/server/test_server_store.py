@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from razzle.server.names import KNOWN_METRICS, metric_name_problem
+from razzle.metric_names import CANONICAL_METRICS, KNOWN_METRICS
+from razzle.server.names import metric_name_problem
 from razzle.server.store import MetricsStore, StoreInputError, database_url, default_models_dir, iso_time
-from razzle.train.metrics import CANONICAL_METRICS
 
 WEB = Path(__file__).parents[2] / "web"
 VENDOR = Path(__file__).parents[2] / "razzle" / "server" / "static" / "vendor" / "uplot"

@@ -39,6 +39,8 @@ def test_a_training_run_publishes_every_iteration(tmp_path):
         for entry in entries:
             assert 0 <= entry["legal_mass"] <= 1 and entry["loss_total"] > 0
             assert "eval_random_win_rate" in entry and "x_train_loss_total" in entry
+            phases = ("selfplay_seconds", "training_seconds", "evaluation_seconds")
+            assert entry["iteration_seconds"] == pytest.approx(sum(entry[name] for name in phases))
         models = httpx.get(f"{server.url}/training/models").json()
         versions = sorted(model["version"] for model in (models["models"] if isinstance(models, dict) else models))
         assert versions == ["iter_0000", "iter_0001"]

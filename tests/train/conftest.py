@@ -1,6 +1,6 @@
 import pytest
 
-from razzle.train.samples import Samples, random_play_samples
+from razzle.model.samples import Samples, random_play_samples
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 
 from razzle.game import Rules
 from razzle.model.io import load_model_file
-from razzle.train.metrics import LOSS_METRICS, POLICY_METRICS, VALUE_METRICS
+from razzle.metric_names import LOSS_METRICS, POLICY_METRICS, VALUE_METRICS
 from razzle.train.run import build_run, train
 
 ROOT = Path(__file__).resolve().parents[2]

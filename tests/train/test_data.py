@@ -3,8 +3,8 @@ import torch
 
 from razzle.model.planes import mirror_planes
 from razzle.model.policy import mirror_policy
+from razzle.model.samples import SampleFileError, Samples
 from razzle.train.data import SampleDataModule
-from razzle.train.samples import SampleFileError, Samples
 
 
 def numbered(samples: Samples, start: int) -> Samples:
@@ -43,10 +43,12 @@ def test_max_samples_keeps_the_newest(shard_dir):
     assert ids(data.train_dataloader()) == list(range(48, 64)) + list(range(100, 164))
 
 
-def test_new_shards_are_read_at_the_next_epoch(shard_dir, real_samples):
+def test_new_shards_are_read_when_the_window_is_loaded_again(shard_dir, real_samples):
     data = SampleDataModule(str(shard_dir), batch_size=64, val_fraction=0.0)
     assert len(ids(data.train_dataloader())) == 128
     numbered(real_samples, 200).save(shard_dir / "002.pt")
+    assert len(ids(data.train_dataloader())) == 128  # read once, not behind the loop's back
+    data.load_window()
     assert len(ids(data.train_dataloader())) == 192
 
 

@@ -1,17 +1,40 @@
-"""`python train.py` runs the AlphaZero loop end to end, and a stopped run resumes."""
+"""The self-play loop (razzle/train/loop.py) end to end: `python train.py` runs it, and a run
+stopped at any stage of an iteration resumes with nothing lost and nothing counted twice."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from hydra import compose, initialize_config_dir
 
+from razzle.metric_names import CANONICAL_METRICS, ITERATION_METRICS
 from razzle.model.io import load_model_file
 from razzle.selfplay.replay import ReplayStore
-from razzle.train.metrics import CANONICAL_METRICS
+from razzle.server.store import MetricsStore
+from razzle.train.run import train as train_in_process
+from tests.train.probes import StopRun
 
 ROOT = Path(__file__).resolve().parents[2]
+# Two iterations of two 8-turn games at 2 simulations, two epochs each, baselines every iteration.
+TINY = (
+    "experiment=smoke",
+    "rules.max_turns=8",
+    "search.simulations=2",
+    "selfplay.games=2",
+    "selfplay.parallel=2",
+    "selfplay.iterations=2",
+    "selfplay.epochs_per_iteration=2",
+    "selfplay.eval_every=1",
+    "selfplay.eval_games=2",
+    "data.batch_size=16",
+    "data.val_fraction=0.2",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+)
 
 
 def train(*overrides: str) -> subprocess.CompletedProcess:
@@ -26,32 +49,130 @@ def train(*overrides: str) -> subprocess.CompletedProcess:
     return result
 
 
+def compose_run(run: Path, *overrides: str):
+    paths = [f"paths.root_dir={run.parent}", f"paths.output_dir={run}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=[*paths, *TINY, *overrides])
+
+
+def stop_at(iteration: int, phase: str, done: int, sigkill: bool = False) -> list[str]:
+    return [
+        "+handlers.stop._target_=tests.train.probes.StopAt",
+        f"+handlers.stop.iteration={iteration}",
+        f"+handlers.stop.phase={phase}",
+        f"+handlers.stop.done={done}",
+        f"+handlers.stop.sigkill={sigkill}",
+    ]
+
+
 def metric_rows(run: Path) -> list[dict[str, str]]:
     """Rows of every CSV logger version of the run (a resumed run starts a new version)."""
     return [row for path in sorted(run.glob("csv/version_*/metrics.csv")) for row in csv.DictReader(path.open())]
 
 
+def assert_complete(run: Path, iterations: int = 2, epochs_per_iteration: int = 2) -> None:
+    """Every iteration once: one replay folder, one model, one report, one CSV row, one
+    metrics.db row, and every training epoch once."""
+    numbers = list(range(iterations))
+    assert ReplayStore(run / "replay").iterations() == numbers
+    assert sorted(p.name for p in (run / "models").iterdir()) == [f"iter_{i:04d}.pt" for i in numbers]
+    state = json.loads((run / "loop_state.json").read_text())
+    assert state["iteration"] == iterations and state["epoch"] == iterations * epochs_per_iteration
+    assert [report["iteration"] for report in state["history"]] == numbers
+    rows = metric_rows(run)
+    assert sorted(float(row["iteration"]) for row in rows if row.get("iteration")) == numbers
+    trained = sorted(int(row["epoch"]) for row in rows if row.get("train/loss_total"))
+    assert trained == list(range(iterations * epochs_per_iteration))
+    store = MetricsStore(run / "metrics.db")
+    entries, total = store.list_metrics()
+    store.close()
+    assert total == iterations and sorted(entry["iteration"] for entry in entries) == numbers
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["epoch"] == iterations * epochs_per_iteration - 1
+
+
+def test_a_run_reports_every_iteration_once_with_every_name(tmp_path):
+    run = tmp_path / "run"
+    train_in_process(compose_run(run))
+    assert_complete(run)
+    header = metric_rows(run)[0].keys()
+    missing = [name for name in (*CANONICAL_METRICS, *ITERATION_METRICS) if name not in header]
+    assert missing == [], f"metrics CSV lacks {missing}"
+    store = MetricsStore(run / "metrics.db")
+    entries, _ = store.list_metrics()
+    store.close()
+    for entry in entries:
+        assert entry["iteration_seconds"] == pytest.approx(
+            entry["selfplay_seconds"] + entry["training_seconds"] + entry["evaluation_seconds"]
+        )
+        assert "x_train_loss_total" in entry and "eval_random_win_rate" in entry
+    _, metadata = load_model_file(run / "models" / "iter_0001.pt")
+    assert metadata["iteration"] == 1 and metadata["epoch"] == 4
+    assert (run / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("phase", "done"),
+    # training 2: in the iteration's second epoch, after the first one's checkpoint
+    [("selfplay", 1), ("training", 2), ("evaluation", 0)],
+    ids=["mid-selfplay", "mid-training", "mid-export-and-evaluation"],
+)
+def test_a_run_stopped_in_an_iteration_resumes_without_losing_or_repeating(tmp_path, phase, done):
+    run = tmp_path / "run"
+    with pytest.raises(StopRun):
+        train_in_process(compose_run(run, *stop_at(1, phase, done)))
+    state = json.loads((run / "loop_state.json").read_text())
+    assert state["iteration"] == 1 and [report["iteration"] for report in state["history"]] == [0]
+    played = ReplayStore(run / "replay").iterations()
+    assert played == ([0] if phase == "selfplay" else [0, 1])
+    games_before = (run / "replay" / "iter_0001" / "games.txt").read_text() if phase != "selfplay" else None
+
+    train_in_process(compose_run(run, f"resume={run}"))
+    assert_complete(run)
+    if games_before is not None:  # iteration 1 was not played again
+        assert (run / "replay" / "iter_0001" / "games.txt").read_text() == games_before
+
+
+def test_a_new_run_refuses_a_folder_that_holds_one(tmp_path):
+    from razzle.train.loop import LoopError
+
+    run = tmp_path / "run"
+    train_in_process(compose_run(run, "selfplay.iterations=1", "selfplay.eval_every=0"))
+    with pytest.raises(LoopError, match="already holds a run"):
+        train_in_process(compose_run(run, "selfplay.iterations=1"))
+
+
 @pytest.mark.slow
-def test_smoke_run_then_resume(tmp_path):
+@pytest.mark.parametrize(("phase", "done"), [("selfplay", 1), ("training", 2), ("evaluation", 0)])
+def test_a_killed_train_py_resumes(tmp_path, phase, done):
+    """A real SIGKILL of the training process at each stage of iteration 1, then resume."""
+    run = tmp_path / "run"
+    overrides = [f"hydra.run.dir={run}", *TINY[1:]]
+    killed = subprocess.run(
+        [sys.executable, "train.py", "experiment=smoke", *overrides, *stop_at(1, phase, done, sigkill=True)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = train(f"resume={run}", *TINY[1:])
+    assert "learning curves" in resumed.stdout
+    assert_complete(run)
+
+
+@pytest.mark.slow
+def test_smoke_run_then_resume_for_more_iterations(tmp_path):
     run = tmp_path / "run"
     first = train(f"hydra.run.dir={run}", "selfplay.iterations=1")
     assert "iter" in first.stdout and "learning curves" in first.stdout
-
     assert sorted(p.name for p in (run / "models").iterdir()) == ["iter_0000.pt"]
-    assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert ReplayStore(run / "replay").iterations() == [0]
-    _, metadata = load_model_file(run / "models" / "iter_0000.pt")
-    assert metadata["iteration"] == 0
     header = metric_rows(run)[0].keys()
     missing = [name for name in CANONICAL_METRICS if name not in header]
     assert missing == [], f"metrics CSV lacks {missing}"
-    assert (run / "curves.png").stat().st_size > 0
 
     train(f"resume={run}", "selfplay.iterations=2")
-    assert sorted(p.name for p in (run / "models").iterdir()) == ["iter_0000.pt", "iter_0001.pt"]
-    assert ReplayStore(run / "replay").iterations() == [0, 1]
-    iterations = sorted({float(row["iteration"]) for row in metric_rows(run) if row.get("iteration")})
-    assert iterations == [0.0, 1.0]
+    assert_complete(run, iterations=2, epochs_per_iteration=1)
 
 
 def test_resume_needs_a_run_folder(tmp_path):
@@ -63,7 +184,7 @@ def test_resume_needs_a_run_folder(tmp_path):
         timeout=300,
     )
     assert result.returncode != 0
-    assert "no checkpoint" in result.stderr and "nothing" in result.stderr
+    assert "not a run folder" in result.stderr and "nothing" in result.stderr
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from razzle.model.network import NetworkOutput
+from razzle.model.samples import Samples
 from razzle.train.loss import CompositeLoss
-from razzle.train.samples import Samples
 
 A = 897
 

@@ -5,9 +5,9 @@ import torch
 
 from razzle.model.network import NetworkOutput
 from razzle.train.loss import CompositeLoss
+from razzle.metric_names import CANONICAL_METRICS, GAME_METRICS, ITERATION_METRICS, KNOWN_METRICS, METRIC_DESCRIPTIONS
+from razzle.model.samples import Samples
 from razzle.train.metrics import (
-    CANONICAL_METRICS,
-    GAME_METRICS,
     LegalMass,
     LossTerm,
     PolicyAccuracy,
@@ -23,7 +23,6 @@ from razzle.train.metrics import (
     learning_metrics,
     legal_probabilities,
 )
-from razzle.train.samples import Samples
 
 T, F = True, False
 
@@ -36,6 +35,11 @@ def test_canonical_names_are_the_issues_and_all_are_measured():
     assert len(set(CANONICAL_METRICS)) == len(CANONICAL_METRICS) == 26
     measured = set(learning_metrics().keys())
     assert measured | set(GAME_METRICS) == set(CANONICAL_METRICS)
+
+
+def test_every_metric_of_a_report_has_a_description():
+    assert KNOWN_METRICS == set(METRIC_DESCRIPTIONS) >= set(CANONICAL_METRICS) | set(ITERATION_METRICS)
+    assert all(METRIC_DESCRIPTIONS[name] for name in KNOWN_METRICS)
 
 
 def test_policy_accuracy_hand_example():

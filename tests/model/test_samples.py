@@ -6,7 +6,7 @@ import torch
 from razzle.game import Position
 from razzle.game.actions import NUM_ACTIONS, rotate_actions
 from razzle.model.planes import ENCODING_VERSION, PLANE_NAMES, encode_states
-from razzle.train.samples import SampleFileError, Samples, build_samples, difficulty_target
+from razzle.model.samples import SampleFileError, Samples, build_samples, difficulty_target
 
 
 def player_two_position() -> Position:
