@@ -9,9 +9,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from razzle.server import game_api, training_api
 from razzle.server.ai import AIPlayer, default_player
@@ -22,6 +25,7 @@ from razzle.server.store import MetricsStore
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL_LIMIT = 512 << 20
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def razzle_version() -> str:
@@ -36,6 +40,19 @@ async def _validation_error(_request: Request, error: RequestValidationError) ->
     or a whole oversized document."""
     detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """Starlette's 405 names only the first route of the path in `Allow` (POST for
+    /training/metrics, which also answers GET); name every method the path answers."""
+    if error.status_code == 405:
+        allowed = [
+            method
+            for method in HTTP_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
+        ]
+        error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, error)
 
 
 def create_app(
@@ -75,6 +92,7 @@ def create_app(
 
     app.state.ai_for_new_game = ai_for_new_game
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, model_limit=max_model_bytes)
     app.include_router(training_api.router)
     app.include_router(game_api.router)

@@ -8,22 +8,50 @@ documents them) and allow the open `eval_*` and `x_*` families as extra keys.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from razzle.server.names import (
     KNOWN_METRICS,
     MAX_ITERATION,
     MAX_METRICS_PER_POST,
     METRIC_DESCRIPTIONS,
+    OPEN_FAMILIES,
     RELIABILITY_BINS,
     metric_name_problem,
 )
 
+MAX_SIMULATIONS = 4096
+MAX_INT32 = 2**31 - 1  # the largest value of the database's INTEGER columns
+
+
+def _integral(value: object) -> object:
+    """JSON Schema counts 597.0 as an integer, so the API does too; true and "597" stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+METRIC_NAME_PATTERN = (
+    "^(?:"
+    + "|".join([f"{re.escape(family)}[a-z0-9_]{{1,{64 - len(family)}}}" for family in OPEN_FAMILIES] + sorted(KNOWN_METRICS))
+    + ")$"
+)
 Label = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["quartic_on"])]
-Iteration = Annotated[int, Strict(), Field(ge=0, le=MAX_ITERATION)]
+WholeNumber = Annotated[int, Strict(), BeforeValidator(_integral)]
+Iteration = Annotated[WholeNumber, Field(ge=0, le=MAX_ITERATION)]
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 UnitInterval = Annotated[float, Strict(), Field(ge=-1, le=1, allow_inf_nan=False)]
 
@@ -58,7 +86,23 @@ class ReliabilityBin(StrictModel):
 
     mean_value: UnitInterval | None = Field(description="mean predicted value in the bin (null when empty)")
     mean_outcome: UnitInterval | None = Field(description="mean game outcome in the bin (null when empty)")
-    count: Annotated[int, Strict(), Field(ge=0)]
+    count: Annotated[WholeNumber, Field(ge=0, le=MAX_INT32)]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "Both means are numbers when the bin holds positions (count > 0).",
+            "anyOf": [
+                {"properties": {"count": {"const": 0}}},
+                {"properties": {"mean_value": {"type": "number"}, "mean_outcome": {"type": "number"}}},
+            ],
+        }
+    )
+
+    @model_validator(mode="after")
+    def _means_of_a_filled_bin(self) -> ReliabilityBin:
+        if self.count > 0 and (self.mean_value is None or self.mean_outcome is None):
+            raise ValueError("a bin with count > 0 needs both mean_value and mean_outcome")
+        return self
 
 
 class MetricsPost(StrictModel):
@@ -69,11 +113,28 @@ class MetricsPost(StrictModel):
         max_length=MAX_METRICS_PER_POST,
         description="name -> finite number; names: GET /training/metric-names",
         examples=[{"loss_total": 2.31, "policy_top1_accuracy": 0.42}],
+        json_schema_extra={"propertyNames": {"pattern": METRIC_NAME_PATTERN}},
     )
     reliability: list[ReliabilityBin] | None = Field(
         default=None, min_length=RELIABILITY_BINS, max_length=RELIABILITY_BINS
     )
     worker: Label | None = Field(default=None, description="who sent it (host-pid of a trainer or worker)")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "At least one metric, or a reliability diagram, or both.",
+            "anyOf": [
+                {"required": ["metrics"], "properties": {"metrics": {"minProperties": 1}}},
+                {"required": ["reliability"], "properties": {"reliability": {"type": "array"}}},
+            ],
+        }
+    )
+
+    @model_validator(mode="after")
+    def _something_to_store(self) -> MetricsPost:
+        if not self.metrics and self.reliability is None:
+            raise ValueError("nothing to store: no metrics and no reliability diagram")
+        return self
 
     @field_validator("metrics")
     @classmethod
@@ -91,19 +152,32 @@ class MetricsStored(BaseModel):
     names: list[str] = Field(description="the metric names stored by this request")
 
 
+def _entry_fields(required: bool) -> dict:
+    """The fields of a flat metrics entry; `required=False` where the entry may be absent."""
+
+    def bookkeeping(kind: type, description: str | None = None) -> tuple:
+        if required:
+            return kind, Field(..., description=description)
+        return kind | None, Field(None, description=description)
+
+    return {
+        "run": bookkeeping(str),
+        "iteration": bookkeeping(int),
+        "timestamp": bookkeeping(str, "when the iteration was first recorded (ISO 8601, UTC)"),
+        "worker": (str | None, None),
+        "reliability": (list[ReliabilityBin] | None, None),
+        **{
+            name: (float | None, Field(default=None, description=METRIC_DESCRIPTIONS.get(name)))
+            for name in sorted(KNOWN_METRICS)
+        },
+    }
+
+
 MetricsEntry = create_model(
     "MetricsEntry",
     __config__=ConfigDict(extra="allow"),
     __doc__="One iteration of one run, flat: bookkeeping fields plus every metric recorded for it.",
-    run=(str, ...),
-    iteration=(int, ...),
-    timestamp=(str, Field(description="when the iteration was first recorded (ISO 8601, UTC)")),
-    worker=(str | None, None),
-    reliability=(list[ReliabilityBin] | None, None),
-    **{
-        name: (float | None, Field(default=None, description=METRIC_DESCRIPTIONS.get(name)))
-        for name in sorted(KNOWN_METRICS)
-    },
+    **_entry_fields(required=True),
 )
 
 
@@ -114,8 +188,16 @@ class MetricsPage(BaseModel):
     offset: int
 
 
-class LatestMetrics(BaseModel):
-    metrics: MetricsEntry | None
+LatestMetrics = create_model(
+    "LatestMetrics",
+    __config__=ConfigDict(extra="allow"),
+    __doc__=(
+        "The newest entry's fields at the top level (absent while nothing is stored), "
+        "and the same entry nested under `metrics` (null then)."
+    ),
+    **_entry_fields(required=False),
+    metrics=(MetricsEntry | None, ...),
+)
 
 
 class MetricNames(BaseModel):
@@ -199,8 +281,10 @@ class Health(BaseModel):
 
 
 class NewGame(StrictModel):
-    human_side: Literal[0, 1] = Field(0, description="0: you play Player 1 (x, moves first); 1: Player 2")
-    simulations: Annotated[int, Strict(), Field(ge=1, le=4096)] = Field(200, description="AI strength")
+    human_side: Annotated[WholeNumber, Field(ge=0, le=1)] = Field(
+        0, description="0: you play Player 1 (x, moves first); 1: Player 2"
+    )
+    simulations: Annotated[WholeNumber, Field(ge=1, le=MAX_SIMULATIONS)] = Field(200, description="AI strength")
 
 
 class PlayAction(StrictModel):
