@@ -47,6 +47,7 @@ def serve(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from razzle.server.app import create_app
+    from razzle.server.schema_version import SchemaError
     from razzle.server.store import MetricsStore
 
     if not 0 < args.port < 65536:
@@ -57,7 +58,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         store = MetricsStore(args.db, args.models_dir)
-    except (SQLAlchemyError, ImportError, OSError) as error:
+    except ImportError as error:
+        hint = " (PostgreSQL's driver comes with: pip install -e \".[postgres]\")" if "psycopg" in str(error) else ""
+        print(f"error: cannot open the database {args.db!r}: {error}{hint}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, SchemaError, OSError) as error:
         print(f"error: cannot open the database {args.db!r}: {error}", file=sys.stderr)
         return 2
     if not args.token and not _is_loopback(args.host):

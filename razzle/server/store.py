@@ -383,7 +383,7 @@ class MetricsStore:
         problems += _worker_problems(worker)
         if problems:
             raise StoreInputError(problems)
-        with _IncomingFile(self.models_dir) as incoming:
+        with IncomingFile(self.models_dir) as incoming:
             temporary = incoming.path
             if isinstance(source, (str, os.PathLike)):
                 with open(source, "rb") as reader:
@@ -448,7 +448,7 @@ class MetricsStore:
     def _remove_dead_uploads(self) -> None:
         """Temporary files of uploads that a killed process never finished: a live upload
         holds a lock on its file, so any file whose lock is free belongs to nobody."""
-        for path in self.models_dir.glob(f"{_IncomingFile.PREFIX}*.tmp"):
+        for path in self.models_dir.glob(f"{IncomingFile.PREFIX}*.tmp"):
             try:
                 descriptor = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
@@ -464,7 +464,7 @@ class MetricsStore:
                 os.close(descriptor)
 
 
-class _IncomingFile:
+class IncomingFile:
     """A model upload on its way to its final name: a temporary file in the models folder,
     locked (flock) for as long as this process works on it, removed if it is not renamed."""
 
@@ -475,7 +475,7 @@ class _IncomingFile:
         self.path = folder
         self._file: BinaryIO | None = None
 
-    def __enter__(self) -> _IncomingFile:
+    def __enter__(self) -> IncomingFile:
         while self._file is None:
             self.path = self.folder / f"{self.PREFIX}{uuid.uuid4().hex}.tmp"
             file = open(self.path, "wb")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 
 import pytest
 
 from razzle.cli import serve
+from razzle.server.store import MetricsStore
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,13 @@ def test_the_subcommand_parses_like_python_m_razzle_server(monkeypatch):
         "from-env",
         serve.serve,
     )
+
+
+def test_a_database_written_by_a_newer_razzle_is_refused(tmp_path, capsys):
+    db = tmp_path / "metrics.db"
+    MetricsStore(db).close()
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    assert serve.main(["--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert "schema revision '9999'" in error and "upgrade razzle" in error
