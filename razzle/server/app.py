@@ -8,7 +8,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -20,7 +20,7 @@ from razzle.server import game_api, training_api
 from razzle.server.ai import AIPlayer, default_player
 from razzle.server.games import GameTable
 from razzle.server.limits import BodyLimit
-from razzle.server.schemas import Health
+from razzle.server.schemas import INVALID_REQUEST, Health
 from razzle.server.store import MetricsStore
 
 STATIC = Path(__file__).parent / "static"
@@ -53,6 +53,22 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
         ]
         error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
     return await http_exception_handler(request, error)
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A misspelt query parameter is refused, not ignored: `DELETE /training/clear?rn=x`
+    would otherwise clear every run."""
+    operation = request.app.openapi()["paths"][request.scope["route"].path][request.method.lower()]
+    known = {param["name"] for param in operation.get("parameters", []) if param["in"] == "query"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": f"unknown query parameter (this endpoint takes: {takes})", "type": "extra_forbidden"}
+                for name in unknown
+            ]
+        )
 
 
 def create_app(
@@ -94,8 +110,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, model_limit=max_model_bytes)
-    app.include_router(training_api.router)
-    app.include_router(game_api.router)
+    for router in (training_api.router, game_api.router):
+        app.include_router(router, dependencies=[Depends(refuse_unknown_query)], responses=INVALID_REQUEST)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health", response_model=Health, tags=["server"])

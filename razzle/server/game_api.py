@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from razzle.game.position import IllegalMoveError
 from razzle.server.games import BadAIMove, Game, GameNotFound, NotYourTurn
-from razzle.server.schemas import GameView, NewGame, PlayAction, problems
+from razzle.server.schemas import UNREADABLE_BODY, GameView, NewGame, PlayAction, problems
 
 router = APIRouter(prefix="/game", tags=["game"])
 GameId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
@@ -24,7 +24,7 @@ def _game(request: Request, game_id: str) -> Game:
         raise HTTPException(status.HTTP_404_NOT_FOUND, error.args[0]) from None
 
 
-@router.post("/new", response_model=GameView)
+@router.post("/new", response_model=GameView, responses=problems(_400=UNREADABLE_BODY))
 def new_game(body: NewGame, request: Request) -> dict:
     """Start a game against the AI; when you play Player 2, ask `/game/{id}/ai` for its first turn."""
     ai, label = request.app.state.ai_for_new_game()
@@ -42,7 +42,9 @@ def game_state(game_id: GameId, request: Request) -> dict:
     "/{game_id}/play",
     response_model=GameView,
     responses=problems(
-        _400="an illegal action, and why", _404="no such game", _409="not your turn, or the game is over"
+        _400=f"an illegal action, and why; or {UNREADABLE_BODY}",
+        _404="no such game",
+        _409="not your turn, or the game is over",
     ),
 )
 def play(game_id: GameId, body: PlayAction, request: Request) -> dict:

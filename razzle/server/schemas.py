@@ -50,8 +50,14 @@ METRIC_NAME_PATTERN = (
     + ")$"
 )
 Label = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["quartic_on"])]
-WholeNumber = Annotated[int, Strict(), BeforeValidator(_integral)]
-Iteration = Annotated[WholeNumber, Field(ge=0, le=MAX_ITERATION)]
+
+
+def whole_number(ge: int, le: int) -> type[int]:
+    """An integer in [ge, le]; 597.0 counts as 597 (the bounds stay in the schema)."""
+    return Annotated[int, Strict(), Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+Iteration = whole_number(0, MAX_ITERATION)
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 UnitInterval = Annotated[float, Strict(), Field(ge=-1, le=1, allow_inf_nan=False)]
 
@@ -68,17 +74,34 @@ class Problem(BaseModel):
     detail: str
 
 
+class InvalidField(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query or path, then the field")
+    msg: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """A 422: every field that was wrong, and why."""
+
+    detail: list[InvalidField]
+
+
+INVALID_REQUEST = {422: {"model": InvalidRequest, "description": "invalid fields, each with the reason"}}
+
+
 def problems(**reasons: str) -> dict:
     """OpenAPI `responses` for error statuses, e.g. problems(_404="no such version")."""
     return {int(code.lstrip("_")): {"model": Problem, "description": text} for code, text in reasons.items()}
 
 
+UNREADABLE_BODY = "a body that cannot be read (not UTF-8), or a malformed Content-Length"
 WRITE_PROBLEMS = problems(
     _401="the server has a token and the request has none",
     _403="wrong token",
     _411="no Content-Length",
     _413="body over the size limit",
 )
+BODY_WRITE_PROBLEMS = {**WRITE_PROBLEMS, **problems(_400=UNREADABLE_BODY)}
 
 
 class ReliabilityBin(StrictModel):
@@ -86,7 +109,7 @@ class ReliabilityBin(StrictModel):
 
     mean_value: UnitInterval | None = Field(description="mean predicted value in the bin (null when empty)")
     mean_outcome: UnitInterval | None = Field(description="mean game outcome in the bin (null when empty)")
-    count: Annotated[WholeNumber, Field(ge=0, le=MAX_INT32)]
+    count: whole_number(0, MAX_INT32)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -281,10 +304,10 @@ class Health(BaseModel):
 
 
 class NewGame(StrictModel):
-    human_side: Annotated[WholeNumber, Field(ge=0, le=1)] = Field(
+    human_side: whole_number(0, 1) = Field(
         0, description="0: you play Player 1 (x, moves first); 1: Player 2"
     )
-    simulations: Annotated[WholeNumber, Field(ge=1, le=MAX_SIMULATIONS)] = Field(200, description="AI strength")
+    simulations: whole_number(1, MAX_SIMULATIONS) = Field(200, description="AI strength")
 
 
 class PlayAction(StrictModel):

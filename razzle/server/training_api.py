@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from razzle.server.names import KNOWN_METRICS, MAX_ITERATION, METRIC_DESCRIPTIONS, OPEN_FAMILIES
 from razzle.server.schemas import (
+    BODY_WRITE_PROBLEMS,
     LABEL_PATTERN,
     WRITE_PROBLEMS,
     Cleared,
@@ -69,7 +70,7 @@ def model_out(info: ModelInfo) -> dict:
     return {**info.as_dict(), "download_url": f"/training/models/{info.version}/download?run={info.run}"}
 
 
-@router.post("/metrics", response_model=MetricsStored, dependencies=[Writer], responses=WRITE_PROBLEMS)
+@router.post("/metrics", response_model=MetricsStored, dependencies=[Writer], responses=BODY_WRITE_PROBLEMS)
 def post_metrics(body: MetricsPost, store: Store) -> dict:
     """Record one iteration's metrics. Posting an iteration again merges into it, so a
     retried request never duplicates anything."""
@@ -139,7 +140,7 @@ def clear(store: Store, run: RunFilter = None) -> dict:
     return store.clear(run)
 
 
-@router.post("/models", response_model=ModelStored, dependencies=[Writer], responses=WRITE_PROBLEMS)
+@router.post("/models", response_model=ModelStored, dependencies=[Writer], responses=BODY_WRITE_PROBLEMS)
 def upload_model(
     store: Store,
     file: Annotated[UploadFile, File(description="an exported model file (iter_NNNN.pt)")],
