@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", help="model file the AI plays with (default: the newest model in the store)")
     parser.add_argument("--max-model-mb", type=int, default=512, help="largest model upload accepted")
+    parser.add_argument(
+        "--max-ai-moves",
+        type=int,
+        default=2,
+        help="AI searches of the play page run at once; more get 503 (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -67,7 +73,16 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if not args.token and not _is_loopback(args.host):
         print(f"warning: listening on {args.host} without --token: anyone who reaches it can write", file=sys.stderr)
-    app = create_app(store, token=args.token, model_path=args.model, max_model_bytes=args.max_model_mb << 20)
+    if args.max_ai_moves < 1:
+        print(f"error: --max-ai-moves must be at least 1, got {args.max_ai_moves}", file=sys.stderr)
+        return 2
+    app = create_app(
+        store,
+        token=args.token,
+        model_path=args.model,
+        max_model_bytes=args.max_model_mb << 20,
+        max_ai_moves=args.max_ai_moves,
+    )
     base = f"http://{args.host}:{args.port}"
     print(f"razzle server on {base}/  (dashboard {base}/dashboard, API docs {base}/docs)")
     print(f"database {store.display_url}, model files in {store.models_dir}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -25,6 +26,7 @@ from razzle.server.store import MetricsStore
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL_LIMIT = 512 << 20
+DEFAULT_AI_MOVES = 2  # AI searches at once; each keeps a CPU core busy
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -77,6 +79,7 @@ def create_app(
     model_path: str | None = None,
     ai_factory: Callable[[str | None], AIPlayer] = default_player,
     max_model_bytes: int = DEFAULT_MODEL_LIMIT,
+    max_ai_moves: int = DEFAULT_AI_MOVES,
 ) -> FastAPI:
     """The app over `store`. The AI plays with `model_path`, or else with the newest model
     in the store at the time a game starts, so the page follows a training run."""
@@ -95,6 +98,7 @@ def create_app(
     app.state.store = store
     app.state.token = token or None
     app.state.games = GameTable()
+    app.state.ai_slots = threading.BoundedSemaphore(max_ai_moves)
     player_for = lru_cache(maxsize=4)(ai_factory)
 
     def ai_for_new_game() -> tuple[AIPlayer, str]:

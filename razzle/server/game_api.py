@@ -1,6 +1,9 @@
 """The small game API behind the play page: new game, state, play an action, AI move.
 
-Game requests need no token: they change no stored data.
+Game requests need no token: they change no stored data. Games live in a bounded table
+(games.MAX_GAMES), and only a few AI searches run at once (`max_ai_moves` of create_app):
+a search of thousands of simulations takes seconds of CPU, and requests beyond the limit
+get a 503 at once instead of holding server threads the training API needs.
 """
 
 from __future__ import annotations
@@ -64,12 +67,29 @@ def play(game_id: GameId, body: PlayAction, request: Request) -> dict:
     "/{game_id}/ai",
     response_model=GameView,
     responses=problems(
-        _404="no such game", _409="not the AI's turn, or the game is over", _500="the AI returned an illegal turn"
+        _404="no such game",
+        _409="not the AI's turn, or the game is over",
+        _500="the AI returned an illegal turn",
+        _503="the server's AI searches are all busy; retry after the Retry-After seconds",
     ),
 )
 def ai_move(game_id: GameId, request: Request) -> dict:
     """The AI plays its whole turn; `last_ai_actions` lists what it did."""
     game = _game(request, game_id)
+    slots = request.app.state.ai_slots
+    if not slots.acquire(blocking=False):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "every AI search slot of this server is busy; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    try:
+        return _ai_turn(game)
+    finally:
+        slots.release()
+
+
+def _ai_turn(game: Game) -> dict:
     with game.lock:
         try:
             game.ai_turn()
