@@ -59,6 +59,9 @@ def serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"error: --port must be between 1 and 65535, got {args.port}", file=sys.stderr)
         return 2
+    if args.max_ai_moves < 1:
+        print(f"error: --max-ai-moves must be at least 1, got {args.max_ai_moves}", file=sys.stderr)
+        return 2
     if args.model and not os.path.isfile(args.model):
         print(f"error: --model {args.model} is not a file", file=sys.stderr)
         return 2
@@ -73,9 +76,6 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if not args.token and not _is_loopback(args.host):
         print(f"warning: listening on {args.host} without --token: anyone who reaches it can write", file=sys.stderr)
-    if args.max_ai_moves < 1:
-        print(f"error: --max-ai-moves must be at least 1, got {args.max_ai_moves}", file=sys.stderr)
-        return 2
     app = create_app(
         store,
         token=args.token,

@@ -17,6 +17,7 @@ from razzle.server.store import MetricsStore
         (["--port", "70000"], "--port must be between 1 and 65535"),
         (["--model", "/no/such/model.pt"], "--model /no/such/model.pt is not a file"),
         (["--db", "nosuchdialect://host/db"], "cannot open the database 'nosuchdialect://host/db'"),
+        (["--max-ai-moves", "0"], "--max-ai-moves must be at least 1"),
     ],
 )
 def test_bad_options_exit_with_a_message(argv, message, capsys):

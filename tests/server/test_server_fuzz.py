@@ -80,6 +80,7 @@ def test_every_operation_holds_under_generated_requests(fuzzed_server, with_toke
         if mode is GenerationMode.POSITIVE or has_inputs(operation):
             run_examples(operation.as_strategy(generation_mode=mode), examples, functools.partial(exercise, mode=mode))
     assert generated[GenerationMode.POSITIVE] >= 1
+    print(f"\nFUZZ {method} {path} token={with_token}: {sum(generated.values())} requests")
     if not with_token:
         assert store_snapshot(fuzzed_server) == at_start, "a request without the token changed the store"
 
