@@ -65,11 +65,9 @@ def refuse_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
+        message = f"unknown query parameter (this endpoint takes: {takes})"
         raise RequestValidationError(
-            [
-                {"loc": ("query", name), "msg": f"unknown query parameter (this endpoint takes: {takes})", "type": "extra_forbidden"}
-                for name in unknown
-            ]
+            [{"loc": ("query", name), "msg": message, "type": "extra_forbidden"} for name in unknown]
         )
 
 

@@ -44,11 +44,8 @@ def _integral(value: object) -> object:
 
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-METRIC_NAME_PATTERN = (
-    "^(?:"
-    + "|".join([f"{re.escape(family)}[a-z0-9_]{{1,{64 - len(family)}}}" for family in OPEN_FAMILIES] + sorted(KNOWN_METRICS))
-    + ")$"
-)
+_FAMILY_PATTERNS = [f"{re.escape(family)}[a-z0-9_]{{1,{64 - len(family)}}}" for family in OPEN_FAMILIES]
+METRIC_NAME_PATTERN = "^(?:" + "|".join(_FAMILY_PATTERNS + sorted(KNOWN_METRICS)) + ")$"
 Label = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["quartic_on"])]
 
 

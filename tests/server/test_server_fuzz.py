@@ -58,7 +58,8 @@ def store_snapshot(server: ServerProcess) -> tuple:
 @pytest.mark.parametrize("with_token", [True, False], ids=["token", "no-token"])
 @pytest.mark.parametrize("method, path", _operations())
 def test_every_operation_holds_under_generated_requests(fuzzed_server, with_token, method, path):
-    config = SchemathesisConfig.from_dict({"auth": {"openapi": {"HTTPBearer": {"bearer": TOKEN}}}} if with_token else {})
+    auth = {"auth": {"openapi": {"HTTPBearer": {"bearer": TOKEN}}}}
+    config = SchemathesisConfig.from_dict(auth if with_token else {})
     operation = schemathesis.openapi.from_url(f"{fuzzed_server.url}/openapi.json", config=config)[path][method]
     # A schema cannot say "a file that loads as a razzle model": generated files are refused
     # with a documented 422, which the positive-acceptance check would count against us.

@@ -89,7 +89,8 @@ def _stream_metrics(server, stop: threading.Event, acknowledged: dict) -> None:
         while not stop.is_set():
             values = {"loss_total": 1 + iteration / 100, "lr": 0.01}
             try:
-                response = client.post("/training/metrics", json={"run": "stream", "iteration": iteration, "metrics": values})
+                body = {"run": "stream", "iteration": iteration, "metrics": values}
+                response = client.post("/training/metrics", json=body)
             except httpx.TransportError:
                 return
             if response.status_code == 200:

@@ -99,7 +99,8 @@ def test_the_migrated_schema_is_the_one_the_code_expects(database):
     database.store().close()
     engine = sqlalchemy.create_engine(database.url)
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert differences == []
 
