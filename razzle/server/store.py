@@ -7,6 +7,7 @@ duplicates), and uploading the same model version again replaces it. Model files
 by content hash: a file is fully written and checked before it gets its final name, and the
 database row that points to it is committed last, so a killed process never leaves a row
 pointing at a half-written file, and no run name or version ever becomes part of a path.
+Opening a store brings its database to the current schema first (razzle.server.schema_version).
 """
 
 from __future__ import annotations
@@ -164,7 +165,11 @@ class MetricsStore:
         self.url = database_url(db)
         self.models_dir = Path(models_dir) if models_dir else default_models_dir(self.url)
         self.engine = _create_engine(self.url)
-        self._write(lambda session: upgrade_to_head(session.connection(), f"the database {self.display_url}"))
+        try:
+            self._write(lambda session: upgrade_to_head(session.connection(), f"the database {self.display_url}"))
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.models_dir.mkdir(parents=True, exist_ok=True)
         self._remove_dead_uploads()
 
@@ -472,7 +477,7 @@ class IncomingFile:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.path = folder
+        self.path: Path | None = None  # chosen on entering
         self._file: BinaryIO | None = None
 
     def __enter__(self) -> IncomingFile:
