@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run folders whose self-play games (RUN_DIR/replay) the play page replays "
         "(default: the SQLite file's folder, when it has replay/)",
     )
+    parser.add_argument(
+        "--max-ai-moves",
+        type=int,
+        default=2,
+        help="AI searches of the play page run at once; more get 503 (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -56,17 +62,25 @@ def serve(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from razzle.server.app import create_app
+    from razzle.server.schema_version import SchemaError
     from razzle.server.store import MetricsStore
 
     if not 0 < args.port < 65536:
         print(f"error: --port must be between 1 and 65535, got {args.port}", file=sys.stderr)
+        return 2
+    if args.max_ai_moves < 1:
+        print(f"error: --max-ai-moves must be at least 1, got {args.max_ai_moves}", file=sys.stderr)
         return 2
     if args.model and not os.path.isfile(args.model):
         print(f"error: --model {args.model} is not a file", file=sys.stderr)
         return 2
     try:
         store = MetricsStore(args.db, args.models_dir)
-    except (SQLAlchemyError, ImportError, OSError) as error:
+    except ImportError as error:
+        hint = " (PostgreSQL's driver comes with: pip install -e \".[postgres]\")" if "psycopg" in str(error) else ""
+        print(f"error: cannot open the database {args.db!r}: {error}{hint}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, SchemaError, OSError) as error:
         print(f"error: cannot open the database {args.db!r}: {error}", file=sys.stderr)
         return 2
     if not args.token and not _is_loopback(args.host):
@@ -77,6 +91,7 @@ def serve(args: argparse.Namespace) -> int:
         model_path=args.model,
         max_model_bytes=args.max_model_mb << 20,
         replay_folders=_replay_folders(args.games_from, args.db),
+        max_ai_moves=args.max_ai_moves,
     )
     base = f"http://{args.host}:{args.port}"
     print(f"razzle server on {base}/  (dashboard {base}/dashboard, API docs {base}/docs)")
@@ -90,10 +105,16 @@ def serve(args: argparse.Namespace) -> int:
 
 def _replay_folders(run_dirs: list[str], db: str) -> dict[str, Path]:
     """Run name (the folder's name, as a run names itself by default) -> its replay folder."""
-    from razzle.server.replays import run_name_of
+    from sqlalchemy.engine import make_url
 
-    if not run_dirs and "://" not in db and (Path(db).parent / "replay").is_dir():
-        run_dirs = [str(Path(db).parent)]
+    from razzle.server.replays import run_name_of
+    from razzle.server.store import database_url
+
+    url = make_url(database_url(db))
+    if not run_dirs and url.get_backend_name() == "sqlite" and url.database:
+        beside = Path(url.database).parent
+        if (beside / "replay").is_dir():
+            run_dirs = [str(beside)]
     return {run_name_of(Path(d)): Path(d) / "replay" for d in run_dirs}
 
 

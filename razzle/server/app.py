@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from razzle.server import game_api, replays, training_api
 from razzle.server.ai import AIPlayer, default_player
 from razzle.server.games import GameTable
 from razzle.server.limits import BodyLimit
 from razzle.server.progress import ProgressBoard
-from razzle.server.schemas import Health
+from razzle.server.schemas import INVALID_REQUEST, Health
 from razzle.server.store import MetricsStore
 from razzle.server.targets import DEFAULT_TARGETS, Targets, load_targets
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL_LIMIT = 512 << 20
+DEFAULT_AI_MOVES = 2  # AI searches at once; each keeps a CPU core busy
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def razzle_version() -> str:
@@ -40,6 +46,33 @@ async def _validation_error(_request: Request, error: RequestValidationError) ->
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """Starlette's 405 names only the first route of the path in `Allow` (POST for
+    /training/metrics, which also answers GET); name every method the path answers."""
+    if error.status_code == 405:
+        allowed = [
+            method
+            for method in HTTP_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
+        ]
+        error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, error)
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A misspelt query parameter is refused, not ignored: `DELETE /training/clear?rn=x`
+    would otherwise clear every run."""
+    operation = request.app.openapi()["paths"][request.scope["route"].path][request.method.lower()]
+    known = {param["name"] for param in operation.get("parameters", []) if param["in"] == "query"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        message = f"unknown query parameter (this endpoint takes: {takes})"
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": message, "type": "extra_forbidden"} for name in unknown]
+        )
+
+
 def create_app(
     store: MetricsStore,
     token: str | None = None,
@@ -49,6 +82,7 @@ def create_app(
     progress: ProgressBoard | None = None,
     targets: Targets | None = None,
     replay_folders: Mapping[str, str | Path] | None = None,
+    max_ai_moves: int = DEFAULT_AI_MOVES,
 ) -> FastAPI:
     """The app over `store`. The AI plays with `model_path`, or else with the newest model
     in the store at the time a game starts, so the page follows a training run. `progress`
@@ -78,6 +112,7 @@ def create_app(
         targets = load_targets(DEFAULT_TARGETS) if DEFAULT_TARGETS.is_file() else Targets()
     app.state.targets = targets
     app.state.replays = replays.ReplayLibrary(replay_folders)
+    app.state.ai_slots = threading.BoundedSemaphore(max_ai_moves)
     player_for = lru_cache(maxsize=4)(ai_factory)
 
     def ai_for_new_game() -> tuple[AIPlayer, str]:
@@ -91,10 +126,10 @@ def create_app(
 
     app.state.ai_for_new_game = ai_for_new_game
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, model_limit=max_model_bytes)
-    app.include_router(training_api.router)
-    app.include_router(game_api.router)
-    app.include_router(replays.router)
+    for router in (training_api.router, game_api.router, replays.router):
+        app.include_router(router, dependencies=[Depends(refuse_unknown_query)], responses=INVALID_REQUEST)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/health", response_model=Health, tags=["server"])

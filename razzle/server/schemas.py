@@ -8,17 +8,47 @@ documents them) and allow the open `eval_*` and `x_*` families as extra keys.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from razzle.metric_names import KNOWN_METRICS, METRIC_DESCRIPTIONS
-from razzle.server.names import MAX_ITERATION, MAX_METRICS_PER_POST, RELIABILITY_BINS, metric_name_problem
+from razzle.server.names import MAX_ITERATION, MAX_METRICS_PER_POST, OPEN_FAMILIES, RELIABILITY_BINS, metric_name_problem
 from razzle.server.progress import Phase
 
+MAX_SIMULATIONS = 4096
+MAX_INT32 = 2**31 - 1  # the largest value of the database's INTEGER columns
+
+
+def _integral(value: object) -> object:
+    """JSON Schema counts 597.0 as an integer, so the API does too; true and "597" stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_FAMILY_PATTERNS = [f"{re.escape(family)}[a-z0-9_]{{1,{64 - len(family)}}}" for family in OPEN_FAMILIES]
+METRIC_NAME_PATTERN = "^(?:" + "|".join(_FAMILY_PATTERNS + sorted(KNOWN_METRICS)) + ")$"
 Label = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["quartic_on"])]
-Iteration = Annotated[int, Strict(), Field(ge=0, le=MAX_ITERATION)]
+
+
+def whole_number(ge: int, le: int) -> type[int]:
+    """An integer in [ge, le]; 597.0 counts as 597 (the bounds stay in the schema)."""
+    return Annotated[int, Strict(), Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+Iteration = whole_number(0, MAX_ITERATION)
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 UnitInterval = Annotated[float, Strict(), Field(ge=-1, le=1, allow_inf_nan=False)]
 
@@ -35,17 +65,34 @@ class Problem(BaseModel):
     detail: str
 
 
+class InvalidField(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query or path, then the field")
+    msg: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """A 422: every field that was wrong, and why."""
+
+    detail: list[InvalidField]
+
+
+INVALID_REQUEST = {422: {"model": InvalidRequest, "description": "invalid fields, each with the reason"}}
+
+
 def problems(**reasons: str) -> dict:
     """OpenAPI `responses` for error statuses, e.g. problems(_404="no such version")."""
     return {int(code.lstrip("_")): {"model": Problem, "description": text} for code, text in reasons.items()}
 
 
+UNREADABLE_BODY = "a body that cannot be read (not UTF-8), or a malformed Content-Length"
 WRITE_PROBLEMS = problems(
     _401="the server has a token and the request has none",
     _403="wrong token",
     _411="no Content-Length",
     _413="body over the size limit",
 )
+BODY_WRITE_PROBLEMS = {**WRITE_PROBLEMS, **problems(_400=UNREADABLE_BODY)}
 
 
 class ReliabilityBin(StrictModel):
@@ -53,7 +100,23 @@ class ReliabilityBin(StrictModel):
 
     mean_value: UnitInterval | None = Field(description="mean predicted value in the bin (null when empty)")
     mean_outcome: UnitInterval | None = Field(description="mean game outcome in the bin (null when empty)")
-    count: Annotated[int, Strict(), Field(ge=0)]
+    count: whole_number(0, MAX_INT32)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "Both means are numbers when the bin holds positions (count > 0).",
+            "anyOf": [
+                {"properties": {"count": {"const": 0}}},
+                {"properties": {"mean_value": {"type": "number"}, "mean_outcome": {"type": "number"}}},
+            ],
+        }
+    )
+
+    @model_validator(mode="after")
+    def _means_of_a_filled_bin(self) -> ReliabilityBin:
+        if self.count > 0 and (self.mean_value is None or self.mean_outcome is None):
+            raise ValueError("a bin with count > 0 needs both mean_value and mean_outcome")
+        return self
 
 
 class MetricsPost(StrictModel):
@@ -64,11 +127,28 @@ class MetricsPost(StrictModel):
         max_length=MAX_METRICS_PER_POST,
         description="name -> finite number; names: GET /training/metric-names",
         examples=[{"loss_total": 2.31, "policy_top1_accuracy": 0.42}],
+        json_schema_extra={"propertyNames": {"pattern": METRIC_NAME_PATTERN}},
     )
     reliability: list[ReliabilityBin] | None = Field(
         default=None, min_length=RELIABILITY_BINS, max_length=RELIABILITY_BINS
     )
     worker: Label | None = Field(default=None, description="who sent it (host-pid of a trainer or worker)")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "At least one metric, or a reliability diagram, or both.",
+            "anyOf": [
+                {"required": ["metrics"], "properties": {"metrics": {"minProperties": 1}}},
+                {"required": ["reliability"], "properties": {"reliability": {"type": "array"}}},
+            ],
+        }
+    )
+
+    @model_validator(mode="after")
+    def _something_to_store(self) -> MetricsPost:
+        if not self.metrics and self.reliability is None:
+            raise ValueError("nothing to store: no metrics and no reliability diagram")
+        return self
 
     @field_validator("metrics")
     @classmethod
@@ -86,19 +166,32 @@ class MetricsStored(BaseModel):
     names: list[str] = Field(description="the metric names stored by this request")
 
 
+def _entry_fields(required: bool) -> dict:
+    """The fields of a flat metrics entry; `required=False` where the entry may be absent."""
+
+    def bookkeeping(kind: type, description: str | None = None) -> tuple:
+        if required:
+            return kind, Field(..., description=description)
+        return kind | None, Field(None, description=description)
+
+    return {
+        "run": bookkeeping(str),
+        "iteration": bookkeeping(int),
+        "timestamp": bookkeeping(str, "when the iteration was first recorded (ISO 8601, UTC)"),
+        "worker": (str | None, None),
+        "reliability": (list[ReliabilityBin] | None, None),
+        **{
+            name: (float | None, Field(default=None, description=METRIC_DESCRIPTIONS.get(name)))
+            for name in sorted(KNOWN_METRICS)
+        },
+    }
+
+
 MetricsEntry = create_model(
     "MetricsEntry",
     __config__=ConfigDict(extra="allow"),
     __doc__="One iteration of one run, flat: bookkeeping fields plus every metric recorded for it.",
-    run=(str, ...),
-    iteration=(int, ...),
-    timestamp=(str, Field(description="when the iteration was first recorded (ISO 8601, UTC)")),
-    worker=(str | None, None),
-    reliability=(list[ReliabilityBin] | None, None),
-    **{
-        name: (float | None, Field(default=None, description=METRIC_DESCRIPTIONS.get(name)))
-        for name in sorted(KNOWN_METRICS)
-    },
+    **_entry_fields(required=True),
 )
 
 
@@ -109,8 +202,16 @@ class MetricsPage(BaseModel):
     offset: int
 
 
-class LatestMetrics(BaseModel):
-    metrics: MetricsEntry | None
+LatestMetrics = create_model(
+    "LatestMetrics",
+    __config__=ConfigDict(extra="allow"),
+    __doc__=(
+        "The newest entry's fields at the top level (absent while nothing is stored), "
+        "and the same entry nested under `metrics` (null then)."
+    ),
+    **_entry_fields(required=False),
+    metrics=(MetricsEntry | None, ...),
+)
 
 
 class MetricNames(BaseModel):
@@ -262,8 +363,10 @@ class Health(BaseModel):
 
 
 class NewGame(StrictModel):
-    human_side: Literal[0, 1] = Field(0, description="0: you play Player 1 (x, moves first); 1: Player 2")
-    simulations: Annotated[int, Strict(), Field(ge=1, le=4096)] = Field(200, description="AI strength")
+    human_side: whole_number(0, 1) = Field(
+        0, description="0: you play Player 1 (x, moves first); 1: Player 2"
+    )
+    simulations: whole_number(1, MAX_SIMULATIONS) = Field(200, description="AI strength")
 
 
 class PlayAction(StrictModel):

@@ -7,10 +7,13 @@ duplicates), and uploading the same model version again replaces it. Model files
 by content hash: a file is fully written and checked before it gets its final name, and the
 database row that points to it is committed last, so a killed process never leaves a row
 pointing at a half-written file, and no run name or version ever becomes part of a path.
+Opening a store brings its database to the current schema first (razzle.server.schema_version).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import itertools
 import os
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     Float,
     ForeignKey,
     Integer,
@@ -46,10 +50,10 @@ from razzle.server.names import (
     metrics_problems,
     reliability_problems,
 )
+from razzle.server.schema_version import upgrade_to_head
 
 BOOKKEEPING_SUMS = ("games", "positions")
 MIN_ACTIVE_WINDOW_S = 300.0
-STALE_UPLOAD_S = 3600.0
 T = TypeVar("T")
 
 
@@ -74,7 +78,7 @@ class IterationRow(Base):
     run: Mapped[str] = mapped_column(String(128), index=True)
     iteration: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, index=True)
     worker: Mapped[str | None] = mapped_column(String(128))
 
 
@@ -102,7 +106,7 @@ class ModelRow(Base):
     version: Mapped[str] = mapped_column(String(128), index=True)
     iteration: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     uploaded_at: Mapped[float] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(String(128))
 
@@ -161,9 +165,13 @@ class MetricsStore:
         self.url = database_url(db)
         self.models_dir = Path(models_dir) if models_dir else default_models_dir(self.url)
         self.engine = _create_engine(self.url)
-        self._write(lambda session: Base.metadata.create_all(session.connection()))
+        try:
+            self._write(lambda session: upgrade_to_head(session.connection(), f"the database {self.display_url}"))
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_uploads()
+        self._remove_dead_uploads()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -380,13 +388,13 @@ class MetricsStore:
         problems += _worker_problems(worker)
         if problems:
             raise StoreInputError(problems)
-        temporary = self.models_dir / f".incoming-{uuid.uuid4().hex}.tmp"
-        try:
+        with IncomingFile(self.models_dir) as incoming:
+            temporary = incoming.path
             if isinstance(source, (str, os.PathLike)):
                 with open(source, "rb") as reader:
-                    sha256 = _copy_and_hash(reader, temporary)
+                    sha256 = incoming.copy_and_hash(reader)
             else:
-                sha256 = _copy_and_hash(source, temporary)
+                sha256 = incoming.copy_and_hash(source)
             _check_model_file(temporary)
             size = temporary.stat().st_size
             now = time.time()
@@ -412,8 +420,6 @@ class MetricsStore:
                 return ModelInfo.from_row(row), created
 
             return self._write(upsert)
-        finally:
-            temporary.unlink(missing_ok=True)
 
     def list_models(self, run: str | None = None) -> list[ModelInfo]:
         query = select(ModelRow).order_by(ModelRow.uploaded_at, ModelRow.id)
@@ -444,24 +450,66 @@ class MetricsStore:
                 removed += 1
         return removed
 
-    def _remove_stale_uploads(self) -> None:
-        """Temporary files of uploads that a killed process never finished."""
-        cutoff = time.time() - STALE_UPLOAD_S
-        for path in self.models_dir.glob(".incoming-*.tmp"):
-            if path.stat().st_mtime < cutoff:
+    def _remove_dead_uploads(self) -> None:
+        """Temporary files of uploads that a killed process never finished: a live upload
+        holds a lock on its file, so any file whose lock is free belongs to nobody."""
+        for path in self.models_dir.glob(f"{IncomingFile.PREFIX}*.tmp"):
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # finished meanwhile
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+            else:
                 path.unlink(missing_ok=True)
+            finally:
+                os.close(descriptor)
 
 
-def _copy_and_hash(reader: BinaryIO, destination: Path) -> str:
-    """Copy to `destination` (flushed to disk) and return the SHA-256 of the bytes."""
-    digest = hashlib.sha256()
-    with open(destination, "wb") as writer:
+class IncomingFile:
+    """A model upload on its way to its final name: a temporary file in the models folder,
+    locked (flock) for as long as this process works on it, removed if it is not renamed."""
+
+    PREFIX = ".incoming-"
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path: Path | None = None  # chosen on entering
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> IncomingFile:
+        while self._file is None:
+            self.path = self.folder / f"{self.PREFIX}{uuid.uuid4().hex}.tmp"
+            file = open(self.path, "wb")
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+            # A store starting in another process may have taken the file for a dead one's
+            # between open and lock; then start again under a new name.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(file.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._file = file
+            else:
+                file.close()
+        return self
+
+    def copy_and_hash(self, reader: BinaryIO) -> str:
+        """Copy `reader` into the file (flushed to disk) and return the bytes' SHA-256."""
+        digest = hashlib.sha256()
         while chunk := reader.read(1 << 20):
             digest.update(chunk)
-            writer.write(chunk)
-        writer.flush()
-        os.fsync(writer.fileno())
-    return digest.hexdigest()
+            self._file.write(chunk)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return digest.hexdigest()
+
+    def __exit__(self, *_exc) -> None:
+        self.path.unlink(missing_ok=True)
+        self._file.close()
 
 
 def _worker_problems(worker: str | None) -> list[str]:

@@ -10,8 +10,9 @@ from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from razzle.metric_names import KNOWN_METRICS, METRIC_DESCRIPTIONS
-from razzle.server.names import OPEN_FAMILIES
+from razzle.server.names import MAX_ITERATION, OPEN_FAMILIES
 from razzle.server.schemas import (
+    BODY_WRITE_PROBLEMS,
     LABEL_PATTERN,
     WRITE_PROBLEMS,
     Cleared,
@@ -34,6 +35,7 @@ from razzle.server.store import MetricsStore, ModelInfo, StoreInputError, iso_ti
 from razzle.server.targets import Targets
 
 MAX_PAGE = 10_000
+MAX_OFFSET = 2**31 - 1  # larger numbers than the database's integers never reach it
 router = APIRouter(prefix="/training", tags=["training"])
 _bearer = HTTPBearer(auto_error=False, description="needed for writes when the server has a token")
 
@@ -74,15 +76,17 @@ Writer = Depends(require_token)
 RunFilter = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="only this run")]
 
 
-def _unprocessable(error: StoreInputError) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error))
+def _unprocessable(error: StoreInputError, *where: str) -> HTTPException:
+    """A refusal of the store in the same list form as FastAPI's own 422s (the documented one)."""
+    detail = [{"loc": ["body", *where], "msg": problem, "type": "value_error"} for problem in error.problems]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
 
 def model_out(info: ModelInfo) -> dict:
     return {**info.as_dict(), "download_url": f"/training/models/{info.version}/download?run={info.run}"}
 
 
-@router.post("/metrics", response_model=MetricsStored, dependencies=[Writer], responses=WRITE_PROBLEMS)
+@router.post("/metrics", response_model=MetricsStored, dependencies=[Writer], responses=BODY_WRITE_PROBLEMS)
 def post_metrics(body: MetricsPost, store: Store) -> dict:
     """Record one iteration's metrics. Posting an iteration again merges into it, so a
     retried request never duplicates anything."""
@@ -101,9 +105,9 @@ def list_metrics(
     store: Store,
     run: RunFilter = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    min_iteration: Annotated[int | None, Query(ge=0)] = None,
-    max_iteration: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    min_iteration: Annotated[int | None, Query(ge=0, le=MAX_ITERATION)] = None,
+    max_iteration: Annotated[int | None, Query(ge=0, le=MAX_ITERATION)] = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> dict:
     """Entries in the order they were first recorded (`order=desc`: newest first)."""
@@ -113,7 +117,10 @@ def list_metrics(
 
 @router.get("/metrics/latest", response_model=LatestMetrics, response_model_exclude_unset=True)
 def latest_metrics(store: Store, run: RunFilter = None) -> dict:
-    return {"metrics": store.latest_metrics(run)}
+    """The newest entry, its fields at the top level (`jq "{iteration, loss_total}"` reads
+    them) and the same entry under `metrics`."""
+    entry = store.latest_metrics(run)
+    return {**entry, "metrics": entry} if entry else {"metrics": None}
 
 
 @router.get("/metric-names", response_model=MetricNames)
@@ -190,13 +197,13 @@ def clear(store: Store, run: RunFilter = None) -> dict:
     return store.clear(run)
 
 
-@router.post("/models", response_model=ModelStored, dependencies=[Writer], responses=WRITE_PROBLEMS)
+@router.post("/models", response_model=ModelStored, dependencies=[Writer], responses=BODY_WRITE_PROBLEMS)
 def upload_model(
     store: Store,
     file: Annotated[UploadFile, File(description="an exported model file (iter_NNNN.pt)")],
     run: Annotated[str, Form(pattern=LABEL_PATTERN)],
     version: Annotated[str, Form(pattern=LABEL_PATTERN, examples=["iter_0007"])],
-    iteration: Annotated[int, Form(ge=0)],
+    iteration: Annotated[int, Form(ge=0, le=MAX_ITERATION)],
     worker: Annotated[str | None, Form(pattern=LABEL_PATTERN)] = None,
 ) -> dict:
     """Store a model file; it must load as a razzle model. Uploading the same run and
@@ -204,7 +211,7 @@ def upload_model(
     try:
         info, created = store.add_model(run, version, iteration, file.file, worker)
     except StoreInputError as error:
-        raise _unprocessable(error) from None
+        raise _unprocessable(error, "file") from None
     return {"model": model_out(info), "created": created}
 
 

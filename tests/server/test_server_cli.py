@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 
 import pytest
 
 from razzle.cli import serve
+from razzle.server.store import MetricsStore
 
 
 @pytest.mark.parametrize(
@@ -15,6 +17,7 @@ from razzle.cli import serve
         (["--port", "70000"], "--port must be between 1 and 65535"),
         (["--model", "/no/such/model.pt"], "--model /no/such/model.pt is not a file"),
         (["--db", "nosuchdialect://host/db"], "cannot open the database 'nosuchdialect://host/db'"),
+        (["--max-ai-moves", "0"], "--max-ai-moves must be at least 1"),
     ],
 )
 def test_bad_options_exit_with_a_message(argv, message, capsys):
@@ -34,3 +37,13 @@ def test_the_subcommand_parses_like_python_m_razzle_server(monkeypatch):
         "from-env",
         serve.serve,
     )
+
+
+def test_a_database_written_by_a_newer_razzle_is_refused(tmp_path, capsys):
+    db = tmp_path / "metrics.db"
+    MetricsStore(db).close()
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    assert serve.main(["--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert "schema revision '9999'" in error and "upgrade razzle" in error

@@ -37,7 +37,7 @@ def wait_for(condition, timeout: float = 60.0):
 
 def test_progress_makes_a_run_active_before_its_first_iteration_ends_and_is_not_stored(start_server, tmp_path):
     db = tmp_path / "progress.db"
-    server = start_server(db)
+    server = start_server(db=db)
     with server.client() as client:
         assert client.get("/training/dashboard").json()["status"] == "idle"
         for done in (3, 23):  # the newest report wins
@@ -52,7 +52,7 @@ def test_progress_makes_a_run_active_before_its_first_iteration_ends_and_is_not_
     assert (progress["run"], progress["iteration"], progress["done"], progress["total"]) == ("first-iter", 0, 23, 64)
     assert progress["fresh"] is True and progress["age_s"] >= 0 and progress["reported_at"].endswith("Z")
     server.stop()  # progress lives in the server's memory only
-    with start_server(db).client() as client:
+    with start_server(db=db).client() as client:
         summary = client.get("/training/dashboard").json()
     assert summary["progress"] == [] and summary["status"] == "idle"
 

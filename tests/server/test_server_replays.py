@@ -19,7 +19,7 @@ def test_serve_beside_a_run_folder_lists_and_replays_its_games(start_server, tmp
     write_games(run_dir, 0, [["c1-b3"]])
     write_games(run_dir, 1, [["c1-b3", "f8-g6"], CHAIN_GAME])
     (run_dir / "replay" / ".tmp-half-written").mkdir()  # a writer's staging folder: not listed
-    server = start_server(run_dir / "metrics.db")
+    server = start_server(db=run_dir / "metrics.db")
     with server.client() as client:
         library = client.get("/training/games").json()
         assert library == {
@@ -51,7 +51,7 @@ def test_serve_beside_a_run_folder_lists_and_replays_its_games(start_server, tmp
 def test_games_from_names_the_run_folders(start_server, tmp_path):
     run_dir = tmp_path / "runs" / "quartic on"
     write_games(run_dir, 2, [CHAIN_GAME])
-    server = start_server(tmp_path / "elsewhere.db", None, "--games-from", str(run_dir))
+    server = start_server(None, "--games-from", str(run_dir), db=tmp_path / "elsewhere.db")
     with server.client() as client:
         library = client.get("/training/games").json()
     assert library == {"runs": [{"run": "quartic-on", "iterations": [{"iteration": 2, "games": 1}]}]}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +16,14 @@ import pytest
 
 from razzle.metric_names import CANONICAL_METRICS, KNOWN_METRICS
 from razzle.server.names import metric_name_problem
-from razzle.server.store import MetricsStore, StoreInputError, database_url, default_models_dir, iso_time
+from razzle.server.store import (
+    IncomingFile,
+    MetricsStore,
+    StoreInputError,
+    database_url,
+    default_models_dir,
+    iso_time,
+)
 
 WEB = Path(__file__).parents[2] / "web"
 VENDOR = Path(__file__).parents[2] / "razzle" / "server" / "static" / "vendor" / "uplot"
@@ -67,15 +78,32 @@ def test_same_content_is_kept_once(store, model_file):
     assert info.run == "b" and path.read_bytes() == model_file.read_bytes()
 
 
-def test_leftovers_of_killed_uploads_are_removed_at_start(tmp_path):
+def test_leftovers_of_killed_uploads_are_removed_at_the_next_start(tmp_path):
     models = tmp_path / "metrics-models"
     models.mkdir()
-    stale, fresh = models / ".incoming-old.tmp", models / ".incoming-new.tmp"
-    stale.write_bytes(b"half")
-    fresh.write_bytes(b"still arriving")
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    MetricsStore(tmp_path / "metrics.db").close()
-    assert not stale.exists() and fresh.exists()
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", DYING_UPLOAD, str(models)], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    dead = Path(uploader.stdout.readline().strip())
+    uploader.send_signal(signal.SIGKILL)
+    uploader.wait()
+    assert dead.exists()
+    with IncomingFile(models) as live:  # an upload still in progress in another store
+        live.copy_and_hash(io.BytesIO(b"still arriving"))
+        MetricsStore(tmp_path / "metrics.db", models).close()
+        assert not dead.exists() and live.path.exists()
+    assert list(models.iterdir()) == []
+
+
+DYING_UPLOAD = """
+import sys, time
+from pathlib import Path
+from razzle.server.store import IncomingFile
+incoming = IncomingFile(Path(sys.argv[1])).__enter__()
+incoming.copy_and_hash(open(sys.executable, "rb"))
+print(incoming.path, flush=True)
+time.sleep(600)
+"""
 
 
 def test_database_locations(tmp_path):
