@@ -54,7 +54,7 @@ ITERATION_METRICS = (
     "training_seconds",
     "evaluation_seconds",
 )
-# The Elo ladder over the run's models (razzle.analysis.ladder), when the loop rates them.
+# The Elo ladder over the run's models (razzle.search.ladder), rated at each evaluation.
 LADDER_METRICS = ("elo", "elo_low", "elo_high")
 
 METRIC_DESCRIPTIONS = {
@@ -92,7 +92,7 @@ METRIC_DESCRIPTIONS = {
     "selfplay_seconds": "wall time of the iteration's self-play",
     "training_seconds": "wall time of the iteration's training epochs",
     "evaluation_seconds": "wall time of the iteration's measurement, export and evaluation matches",
-    "elo": "Elo of the iteration's model on the run's ladder (anchor = 0; razzle.analysis.ladder)",
+    "elo": "Elo of the iteration's model on the run's ladder (random play = 0; razzle.search.ladder)",
     "elo_low": "lower end of the 95% interval of elo",
     "elo_high": "upper end of the 95% interval of elo",
 }

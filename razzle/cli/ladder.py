@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from pathlib import Path
 
-from razzle.analysis.ladder import (
+from razzle.search.ladder import (
     ANCHORS,
     Ladder,
     LadderError,
     Rating,
     default_opponents,
-    plot_ladder,
     rate_new_model,
 )
 
@@ -89,3 +89,30 @@ def run(args) -> int:
     print(f"ladder: {ladder.path}")
     print(f"plot: {plot}")
     return 0
+
+
+def plot_ladder(ratings: list[Rating], path: str | os.PathLike, title: str) -> Path:
+    """Elo over iterations with the 95% intervals as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rated = [r for r in ratings if r.iteration is not None and math.isfinite(r.elo)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    x = [r.iteration for r in rated]
+    axes.fill_between(x, [r.low for r in rated], [r.high for r in rated], alpha=0.25, label="95% interval")
+    axes.plot(x, [r.elo for r in rated], marker="o", label="Elo")
+    axes.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("Elo (anchor = 0)")
+    axes.set_title(title, fontsize=10)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -24,7 +24,7 @@ from razzle.server.limits import BodyLimit
 from razzle.server.progress import ProgressBoard
 from razzle.server.schemas import INVALID_REQUEST, Health
 from razzle.server.store import MetricsStore
-from razzle.server.targets import DEFAULT_TARGETS, Targets, load_targets
+from razzle.metric_targets import DEFAULT_TARGETS, Targets, load_targets
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL_LIMIT = 512 << 20

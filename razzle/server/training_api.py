@@ -32,7 +32,7 @@ from razzle.server.schemas import (
 )
 from razzle.server.progress import ProgressBoard, ProgressReport
 from razzle.server.store import MetricsStore, ModelInfo, StoreInputError, iso_time
-from razzle.server.targets import Targets
+from razzle.metric_targets import Targets
 
 MAX_PAGE = 10_000
 MAX_OFFSET = 2**31 - 1  # larger numbers than the database's integers never reach it

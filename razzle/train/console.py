@@ -13,7 +13,12 @@ import warnings
 ADVERTISEMENT_PREFIX = "💡 Tip:"
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 # Warnings that dependencies raise about their own internals; no call of ours causes them.
-KNOWN_DEPENDENCY_NOISE = ((r".*isinstance\(treespec, LeafSpec\)", "lightning.pytorch.utilities._pytree"),)
+# The checkpoint folder warning is Lightning's reaction to the loop continuing one run, in
+# one checkpoint folder, over many `fit` calls: expected, not a problem.
+KNOWN_DEPENDENCY_NOISE = (
+    (r".*isinstance\(treespec, LeafSpec\)", "lightning.pytorch.utilities._pytree"),
+    (r"Checkpoint directory .* exists and is not empty", "lightning.pytorch.callbacks.model_checkpoint"),
+)
 
 
 class DropAdvertisements(logging.Filter):

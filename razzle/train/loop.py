@@ -9,7 +9,7 @@ Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
    Trainer, one optimizer, one global step, one set of loggers for the whole run);
 4. `models/iter_k.pt` is exported and, every `eval_every` iterations, the network plays
-   the baselines;
+   the baselines and earlier models of the run on its Elo ladder (`ladder.json`);
 5. one `IterationReport` goes to the handlers (loggers, metrics store, summary).
 
 Progress (`razzle.train.report.Progress`) goes to the handlers that take it as each game,
@@ -47,6 +47,7 @@ from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.io import save_model_file
 from razzle.model.samples import Samples
 from razzle.search import MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
+from razzle.search.ladder import Ladder, rate_new_model
 from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
 from razzle.selfplay.replay import ReplayStore
 from razzle.train import distributed
@@ -57,6 +58,7 @@ from razzle.train.report import IterationHandler, IterationReport, Phase, Progre
 
 log = logging.getLogger(__name__)
 STATE_FILE = "loop_state.json"
+LADDER_FILE = "ladder.json"
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 MEASURE_BATCH = 512
 BASELINES = ("random", "mcts")
@@ -121,7 +123,9 @@ class _EpochProgress(L.Callback):
 class AlphaZeroLoop:
     """run_dir: the run folder (replay/, models/, checkpoints/, the loop state);
     games: the self-play settings of one iteration (`games.games` in all, split over
-    the DDP processes); iterations: the run's length; seed: of self-play and evaluation."""
+    the DDP processes); iterations: the run's length; seed: of self-play and evaluation;
+    ladder_games: games against each ladder opponent at every evaluation (0: no ladder),
+    searched with `ladder_simulations`."""
 
     def __init__(
         self,
@@ -133,6 +137,8 @@ class AlphaZeroLoop:
         epochs_per_iteration: int = 2,
         eval_every: int = 2,
         eval_games: int = 20,
+        ladder_games: int = 10,
+        ladder_simulations: int = 32,
         seed: int = 0,
         progress: bool = True,
     ):
@@ -141,12 +147,15 @@ class AlphaZeroLoop:
                 f"selfplay.iterations and selfplay.epochs_per_iteration must be >= 1, got {iterations} and "
                 f"{epochs_per_iteration}"
             )
-        if eval_every < 0 or eval_games < 0:
-            raise ValueError("selfplay.eval_every and selfplay.eval_games must be >= 0 (0 turns evaluation off)")
+        if eval_every < 0 or eval_games < 0 or ladder_games < 0:
+            raise ValueError(
+                "selfplay.eval_every, selfplay.eval_games and selfplay.ladder_games must be >= 0 (0 turns them off)"
+            )
         self.run_dir = Path(run_dir)
         self.rules, self.search, self.games = rules, search, games
         self.iterations, self.epochs_per_iteration = iterations, epochs_per_iteration
         self.eval_every, self.eval_games = eval_every, eval_games
+        self.ladder_games, self.ladder_simulations = ladder_games, ladder_simulations
         self.seed = seed
         self.progress = progress
         self.state_path = self.run_dir / STATE_FILE
@@ -293,8 +302,9 @@ class AlphaZeroLoop:
             metadata = {"iteration": iteration, "epoch": state.training["epoch"], "rules": vars(self.rules)}
             save_model_file(module.net, model_path, metadata)
             last = iteration == self.iterations - 1
-            if self.eval_games and self.eval_every and (iteration % self.eval_every == 0 or last):
+            if self.eval_every and (iteration % self.eval_every == 0 or last):
                 evaluation = self._evaluate(module, device)
+                evaluation.update(self._rate(model_path, iteration, device))
         distributed.barrier()
         evaluation_seconds = time.perf_counter() - started + state.measure_seconds
 
@@ -337,7 +347,9 @@ class AlphaZeroLoop:
             "random": RandomPlayer(seed=self.seed + 1),
             "mcts": MCTSPlayer(UniformEvaluator(), self.search, seed=self.seed + 2),
         }
-        results = {}
+        results: dict[str, float] = {}
+        if not self.eval_games:
+            return results
         self._report_progress("evaluation", 0, len(BASELINES))
         for done, name in enumerate(BASELINES, start=1):
             match = play_match(player, opponents[name], self.eval_games, self.rules)
@@ -345,6 +357,15 @@ class AlphaZeroLoop:
             results[f"eval_{name}_score"] = match.score
             self._report_progress("evaluation", done, len(BASELINES))
         return results
+
+    def _rate(self, model_path: Path, iteration: int, device: torch.device) -> dict[str, float]:
+        """The new model's Elo: games against the previous model, models 2, 4, 8, ...
+        iterations back and random play (rated 0); the ladder file keeps every result, so a
+        resumed run plays no pair twice."""
+        if not self.ladder_games:
+            return {}
+        ladder = Ladder.open(self.run_dir / LADDER_FILE, anchor="random", simulations=self.ladder_simulations)
+        return rate_new_model(ladder, model_path, iteration, self.ladder_games, device=device, seed=self.seed)
 
     def _report(self, iteration: int, model_path: Path, evaluation: dict, evaluation_seconds: float) -> IterationReport:
         state = self._state

@@ -22,12 +22,15 @@ COLUMNS = (
     ("game_length_mean", "turns", "{:.1f}"),
     ("eval_random_win_rate", "vs random", "{:.2f}"),
     ("eval_mcts_win_rate", "vs mcts", "{:.2f}"),
+    ("elo", "elo", "{:.0f}"),
 )
 PANELS = (
     ("Win rate of the network with search", ("eval_random_win_rate", "eval_mcts_win_rate")),
     ("Held-out loss on fresh games", ("loss_total", "policy_loss", "value_loss", "value_loss_quartic")),
     ("Policy", ("policy_top1_accuracy", "legal_mass")),
-    ("Value calibration", ("value_calibration_error", "value_extremity")),
+    ("Value calibration", ("value_calibration_error", "value_extremity", "value_skill")),
+    ("Elo on the run's ladder (random play = 0)", ("elo",)),
+    ("Seconds per iteration", ("iteration_seconds", "selfplay_seconds", "training_seconds", "evaluation_seconds")),
 )
 
 
@@ -70,12 +73,16 @@ def summarize(history: list[dict[str, float]], run_dir: Path) -> str:
 
 
 def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
-    figure, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    figure, axes = plt.subplots(3, 2, figsize=(11, 10), constrained_layout=True)
     for axis, (title, names) in zip(axes.flat, PANELS):
         for name in names:
             points = [(r["iteration"], r[name]) for r in history if name in r and not math.isnan(r[name])]
             if points:
                 axis.plot(*zip(*points), marker="o", label=name)
+            band = [(r["iteration"], r[f"{name}_low"], r[f"{name}_high"]) for r in history if f"{name}_low" in r]
+            band = [row for row in band if not any(math.isnan(v) for v in row)]
+            if band:  # a metric with a 95% interval (elo_low, elo_high)
+                axis.fill_between(*zip(*band), alpha=0.25, label="95% interval")
         axis.set_title(title)
         axis.set_xlabel("iteration")
         axis.grid(alpha=0.3)

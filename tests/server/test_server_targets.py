@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from razzle.server.targets import DEFAULT_TARGETS, Band, TargetsError, load_targets, parse_targets
+from razzle.metric_targets import DEFAULT_TARGETS, Band, TargetsError, load_targets, parse_targets
 
 
 def test_the_default_config_is_the_training_plans_tables():

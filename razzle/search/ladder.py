@@ -451,30 +451,3 @@ def _opponent(ladder: Ladder, name: str, config: SearchConfig, device, seed: int
         raise LadderError(f"the model file of {name}, {path}, changed since it was entered; rate it again first")
     network, _ = _load(path, device)
     return OpeningSampler(NetworkEvaluator(network, device), config, seed=seed)
-
-
-def plot_ladder(ratings: list[Rating], path: str | os.PathLike, title: str) -> Path:
-    """Elo over iterations with the 95% intervals as a band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    rated = [r for r in ratings if r.iteration is not None and math.isfinite(r.elo)]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(figsize=(7, 4))
-    x = [r.iteration for r in rated]
-    axes.fill_between(x, [r.low for r in rated], [r.high for r in rated], alpha=0.25, label="95% interval")
-    axes.plot(x, [r.elo for r in rated], marker="o", label="Elo")
-    axes.axhline(0, color="grey", linewidth=0.8, linestyle="--")
-    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("Elo (anchor = 0)")
-    axes.set_title(title, fontsize=10)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path

@@ -1,8 +1,9 @@
 """The training plan's targets and red flags per phase of training, and the status of a
 metric against them (ok / watch / red_flag); the config is conf/targets/default.yaml.
 
-Plain data (no Hydra instantiation): the server shows it and the training loop can log
-the same statuses with `Targets.assess`.
+Plain data (no Hydra instantiation), beside the metric names so that both sides read it:
+the server shows it and the training loop logs the same statuses every iteration
+(`razzle.train.handlers.TargetsLog`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from razzle.server.names import KNOWN_METRICS
+from razzle.metric_names import KNOWN_METRICS
 
-DEFAULT_TARGETS = Path(__file__).parents[2] / "conf" / "targets" / "default.yaml"
+DEFAULT_TARGETS = Path(__file__).parents[1] / "conf" / "targets" / "default.yaml"
 
 
 class TargetsError(ValueError):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from razzle.analysis.ladder import (
+from razzle.search.ladder import (
     RANDOM,
     Entrant,
     Ladder,
