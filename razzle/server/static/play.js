@@ -65,6 +65,15 @@ function lastAISquares() {
   return new Set(state.game.last_ai_actions.filter((a) => a !== "end").flatMap((a) => a.split("-")));
 }
 
+
+// The piece on `name`, if any: its owner's colour, eligibility and ball.
+function placePiece(square, name, owner, eligible, balls) {
+  if (!owner.has(name)) return;
+  const piece = document.createElement("div");
+  piece.className = `piece p${owner.get(name) + 1}${eligible.has(name) ? " eligible" : ""}`;
+  if (balls.has(name)) piece.append(Object.assign(document.createElement("div"), { className: "ball" }));
+  square.append(piece);
+}
 function draw() {
   if (state.replay) return; // the board shows a replayed game until "Back to my game"
   const game = state.game;
@@ -81,12 +90,7 @@ function draw() {
     square.classList.toggle("occupied", owner.has(name));
     square.classList.toggle("last", last.has(name));
     square.replaceChildren();
-    if (owner.has(name)) {
-      const piece = document.createElement("div");
-      piece.className = `piece p${owner.get(name) + 1}${eligible.has(name) ? " eligible" : ""}`;
-      if (balls.has(name)) piece.append(Object.assign(document.createElement("div"), { className: "ball" }));
-      square.append(piece);
-    }
+    placePiece(square, name, owner, eligible, balls);
     square.disabled = state.busy;
   }
   drawLabels();
@@ -322,12 +326,7 @@ function showFrame(step) {
     square.classList.toggle("occupied", owner.has(name));
     square.classList.toggle("path", frame.path.includes(name));
     square.replaceChildren();
-    if (owner.has(name)) {
-      const piece = document.createElement("div");
-      piece.className = `piece p${owner.get(name) + 1}${eligible.has(name) ? " eligible" : ""}`;
-      if (balls.has(name)) piece.append(Object.assign(document.createElement("div"), { className: "ball" }));
-      square.append(piece);
-    }
+    placePiece(square, name, owner, eligible, balls);
     if (frame.kind === "pass" && frame.path.includes(name)) {
       const order = frame.path.indexOf(name);
       square.append(Object.assign(document.createElement("span"), { className: "path-step", textContent: order }));
