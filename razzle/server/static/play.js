@@ -65,7 +65,6 @@ function lastAISquares() {
   return new Set(state.game.last_ai_actions.filter((a) => a !== "end").flatMap((a) => a.split("-")));
 }
 
-
 // The piece on `name`, if any: its owner's colour, eligibility and ball.
 function placePiece(square, name, owner, eligible, balls) {
   if (!owner.has(name)) return;
@@ -74,6 +73,7 @@ function placePiece(square, name, owner, eligible, balls) {
   if (balls.has(name)) piece.append(Object.assign(document.createElement("div"), { className: "ball" }));
   square.append(piece);
 }
+
 function draw() {
   if (state.replay) return; // the board shows a replayed game until "Back to my game"
   const game = state.game;
