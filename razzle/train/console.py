@@ -2,7 +2,9 @@
 
 Lightning gives its top-level logger a console handler of its own while also letting its
 records reach the root logger, which Hydra configures: every INFO line came out twice.
-Hydra's handler stays (it also writes the run's log file); Lightning's goes.
+Hydra's handler stays (it also writes the run's log file); Lightning's goes. Alembic
+announces every plugin and migration step at INFO when the run's metrics store is created;
+the store says in one line of its own what it upgraded.
 """
 
 from __future__ import annotations
@@ -38,5 +40,6 @@ def quiet_dependencies() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, DropAdvertisements) for existing in logger.filters):
             logger.addFilter(DropAdvertisements())
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     for message, module in KNOWN_DEPENDENCY_NOISE:
         warnings.filterwarnings("ignore", message=message, module=module)
