@@ -7,7 +7,11 @@ Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 2. the network is measured on those fresh games before it trains on them (held out by
    construction; torchmetrics reduces the processes' shares);
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
-   Trainer, one optimizer, one global step, one set of loggers for the whole run);
+   Trainer, one optimizer, one global step, one set of loggers for the whole run); or,
+   with `samples_per_position` (the replay ratio of KataGo and lc0), for one epoch that
+   draws new positions x samples_per_position samples from the window, so that every
+   position is trained on about that many times over its life in the window, whatever
+   the window's size;
 4. `models/iter_k.pt` is exported and, every `eval_every` iterations, the network plays
    the baselines;
 5. one `IterationReport` goes to the handlers (loggers, metrics store, summary).
@@ -121,7 +125,8 @@ class _EpochProgress(L.Callback):
 class AlphaZeroLoop:
     """run_dir: the run folder (replay/, models/, checkpoints/, the loop state);
     games: the self-play settings of one iteration (`games.games` in all, split over
-    the DDP processes); iterations: the run's length; seed: of self-play and evaluation."""
+    the DDP processes); iterations: the run's length; seed: of self-play and evaluation;
+    samples_per_position: the replay ratio (None: `epochs_per_iteration` whole passes)."""
 
     def __init__(
         self,
@@ -135,6 +140,7 @@ class AlphaZeroLoop:
         eval_games: int = 20,
         seed: int = 0,
         progress: bool = True,
+        samples_per_position: float | None = None,
     ):
         if iterations < 1 or epochs_per_iteration < 1:
             raise ValueError(
@@ -143,9 +149,19 @@ class AlphaZeroLoop:
             )
         if eval_every < 0 or eval_games < 0:
             raise ValueError("selfplay.eval_every and selfplay.eval_games must be >= 0 (0 turns evaluation off)")
+        if samples_per_position is not None and not (
+            isinstance(samples_per_position, (int, float))
+            and not isinstance(samples_per_position, bool)
+            and 0 < samples_per_position < float("inf")
+        ):
+            raise ValueError(
+                f"selfplay.samples_per_position must be a number > 0 or null (epochs instead), got {samples_per_position!r}"
+            )
         self.run_dir = Path(run_dir)
         self.rules, self.search, self.games = rules, search, games
-        self.iterations, self.epochs_per_iteration = iterations, epochs_per_iteration
+        self.iterations, self.samples_per_position = iterations, samples_per_position
+        # A replay ratio trains one epoch of drawn samples per iteration.
+        self.epochs_per_iteration = 1 if samples_per_position is not None else epochs_per_iteration
         self.eval_every, self.eval_games = eval_every, eval_games
         self.seed = seed
         self.progress = progress
@@ -271,6 +287,10 @@ class AlphaZeroLoop:
 
         if state.training is None:
             datamodule.load_window()
+            if self.samples_per_position is not None:
+                datamodule.train_draws = training_draws(
+                    datamodule.newest_train_samples, self.samples_per_position, datamodule.batch_size
+                )
             trainer.fit_loop.max_epochs = state.target_epoch
             started = time.perf_counter()
             checkpoint, self._checkpoint = self._checkpoint, None
@@ -369,6 +389,12 @@ class AlphaZeroLoop:
             training_seconds=training["seconds"],
             evaluation_seconds=evaluation_seconds,
         )
+
+
+def training_draws(new_positions: int, samples_per_position: float, batch_size: int) -> int:
+    """Samples to train on in an iteration that added `new_positions` to the window: their
+    number times the replay ratio, in whole batches (at least one)."""
+    return max(1, round(new_positions * samples_per_position / batch_size)) * batch_size
 
 
 def _start_processes(trainer: L.Trainer) -> None:
