@@ -11,7 +11,9 @@ Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
    with `samples_per_position` (the replay ratio of KataGo and lc0), for one epoch that
    draws new positions x samples_per_position samples from the window, so that every
    position is trained on about that many times over its life in the window, whatever
-   the window's size;
+   the window's size. With `window_min` the window grows with the run (KataGo): it holds
+   min(data.max_samples, window_min + window_growth x positions played so far), so the
+   first iterations' weak games leave it sooner;
 4. `models/iter_k.pt` is exported and, every `eval_every` iterations, the network plays
    the baselines;
 5. one `IterationReport` goes to the handlers (loggers, metrics store, summary).
@@ -126,7 +128,8 @@ class AlphaZeroLoop:
     """run_dir: the run folder (replay/, models/, checkpoints/, the loop state);
     games: the self-play settings of one iteration (`games.games` in all, split over
     the DDP processes); iterations: the run's length; seed: of self-play and evaluation;
-    samples_per_position: the replay ratio (None: `epochs_per_iteration` whole passes)."""
+    samples_per_position: the replay ratio (None: `epochs_per_iteration` whole passes);
+    window_min, window_growth: the growing window (None: the DataModule's fixed one)."""
 
     def __init__(
         self,
@@ -141,6 +144,8 @@ class AlphaZeroLoop:
         seed: int = 0,
         progress: bool = True,
         samples_per_position: float | None = None,
+        window_min: int | None = None,
+        window_growth: float = 0.5,
     ):
         if iterations < 1 or epochs_per_iteration < 1:
             raise ValueError(
@@ -159,7 +164,17 @@ class AlphaZeroLoop:
             )
         self.run_dir = Path(run_dir)
         self.rules, self.search, self.games = rules, search, games
+        if window_min is not None and not (
+            isinstance(window_min, int) and not isinstance(window_min, bool) and window_min >= 1
+        ):
+            raise ValueError(f"selfplay.window_min must be an integer >= 1 or null (a fixed window), got {window_min!r}")
+        if isinstance(window_growth, bool) or not (
+            isinstance(window_growth, (int, float)) and 0 <= window_growth < float("inf")
+        ):
+            raise ValueError(f"selfplay.window_growth must be a number >= 0, got {window_growth!r}")
         self.iterations, self.samples_per_position = iterations, samples_per_position
+        self.window_min, self.window_growth = window_min, window_growth
+        self._window_cap: int | None = None  # data.max_samples, the growing window's limit
         # A replay ratio trains one epoch of drawn samples per iteration.
         self.epochs_per_iteration = 1 if samples_per_position is not None else epochs_per_iteration
         self.eval_every, self.eval_games = eval_every, eval_games
@@ -228,6 +243,7 @@ class AlphaZeroLoop:
         distributed.barrier()
         if not lead:
             self.store = ReplayStore(datamodule.dir)
+        self._window_cap = datamodule.max_samples
         trainer.callbacks.append(_EpochProgress(self))
         for handler in self._handlers:
             handler.on_run_start(self._state.finished())
@@ -286,6 +302,9 @@ class AlphaZeroLoop:
             self._save()
 
         if state.training is None:
+            if self.window_min is not None:
+                played = sum(self.store.stats(i)["positions"] for i in range(iteration + 1))
+                datamodule.max_samples = window_size(self._window_cap, self.window_min, self.window_growth, played)
             datamodule.load_window()
             if self.samples_per_position is not None:
                 datamodule.train_draws = training_draws(
@@ -389,6 +408,13 @@ class AlphaZeroLoop:
             training_seconds=training["seconds"],
             evaluation_seconds=evaluation_seconds,
         )
+
+
+def window_size(cap: int | None, window_min: int, growth: float, played: int) -> int:
+    """The growing window after `played` positions: window_min + growth x played, at most
+    `cap` (None: no cap)."""
+    grown = window_min + int(growth * played)
+    return grown if cap is None else min(cap, grown)
 
 
 def training_draws(new_positions: int, samples_per_position: float, batch_size: int) -> int:

@@ -106,3 +106,20 @@ def test_a_target_that_reads_search_values_refuses_shards_without_them(shard_dir
     assert len(ids(SampleDataModule(str(shard_dir), batch_size=64, val_fraction=0.0).train_dataloader())) == 128
     with pytest.raises(SampleFileError, match="000.pt has no search values"):
         SampleDataModule(str(shard_dir), require_search_value=True).load_window()
+
+
+def test_ddp_processes_share_one_draw_between_them(shard_dir):
+    """Under DDP Lightning wraps a custom sampler (its private `_get_distributed_sampler`, as
+    the Trainer calls it): the processes' shares make up the draw, each index once."""
+    from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
+
+    data = SampleDataModule(str(shard_dir), batch_size=16, val_fraction=0.0)
+    data.load_window()
+    data.train_draws = 320
+    whole = list(data.train_dataloader().sampler)
+    shares = [
+        list(_get_distributed_sampler(data.train_dataloader(), shuffle=False, overfit_batches=0, num_replicas=2, rank=r))
+        for r in (0, 1)
+    ]
+    assert len(shares[0]) == len(shares[1]) == 160
+    assert sorted(shares[0] + shares[1]) == sorted(whole)
