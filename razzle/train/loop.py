@@ -160,18 +160,21 @@ class AlphaZeroLoop:
             and 0 < samples_per_position < float("inf")
         ):
             raise ValueError(
-                f"selfplay.samples_per_position must be a number > 0 or null (epochs instead), got {samples_per_position!r}"
+                "selfplay.samples_per_position must be a number > 0 or null (epochs instead), "
+                f"got {samples_per_position!r}"
             )
-        self.run_dir = Path(run_dir)
-        self.rules, self.search, self.games = rules, search, games
         if window_min is not None and not (
             isinstance(window_min, int) and not isinstance(window_min, bool) and window_min >= 1
         ):
-            raise ValueError(f"selfplay.window_min must be an integer >= 1 or null (a fixed window), got {window_min!r}")
+            raise ValueError(
+                f"selfplay.window_min must be an integer >= 1 or null (a fixed window), got {window_min!r}"
+            )
         if isinstance(window_growth, bool) or not (
             isinstance(window_growth, (int, float)) and 0 <= window_growth < float("inf")
         ):
             raise ValueError(f"selfplay.window_growth must be a number >= 0, got {window_growth!r}")
+        self.run_dir = Path(run_dir)
+        self.rules, self.search, self.games = rules, search, games
         self.iterations, self.samples_per_position = iterations, samples_per_position
         self.window_min, self.window_growth = window_min, window_growth
         self._window_cap: int | None = None  # data.max_samples, the growing window's limit

@@ -19,9 +19,8 @@ def test_build_samples_turns_everything_to_the_side_to_move():
     chosen = legal_ids[:2]
     search = torch.zeros(1, NUM_ACTIONS)
     search[0, chosen] = 0.5
-    samples = build_samples(
-        position.state, search, torch.zeros(1, NUM_ACTIONS), outcome=torch.tensor([1]), search_value=torch.tensor([0.25])
-    )
+    prior = torch.zeros(1, NUM_ACTIONS)
+    samples = build_samples(position.state, search, prior, outcome=torch.tensor([1]), search_value=torch.tensor([0.25]))
     assert torch.equal(samples.planes, encode_states(position.state))
     assert samples.policy[0, rotate_actions(chosen)].tolist() == [0.5, 0.5]
     assert samples.policy.sum() == 1.0
@@ -48,10 +47,11 @@ def test_build_samples_refuses_illegal_mass_and_finished_games():
     illegal[0, 0] = 1.0  # a1's first knight jump: there is no piece on a1
     with pytest.raises(ValueError, match="illegal"):
         build_samples(state, illegal, torch.zeros(1, NUM_ACTIONS), torch.tensor([0]), torch.zeros(1))
+    one, two = torch.zeros(1, NUM_ACTIONS), torch.zeros(2, NUM_ACTIONS)
     with pytest.raises(ValueError, match="shape"):
-        build_samples(state, torch.zeros(2, NUM_ACTIONS), torch.zeros(1, NUM_ACTIONS), torch.tensor([0]), torch.zeros(1))
+        build_samples(state, two, one, torch.tensor([0]), torch.zeros(1))
     with pytest.raises(ValueError, match="search_value must have shape"):
-        build_samples(state, torch.zeros(1, NUM_ACTIONS), torch.zeros(1, NUM_ACTIONS), torch.tensor([0]), torch.zeros(2))
+        build_samples(state, one, one, torch.tensor([0]), torch.zeros(2))
 
 
 def test_shard_round_trip(tmp_path, real_samples):
@@ -98,8 +98,8 @@ def test_a_shard_older_than_search_values_loads_with_the_outcome_or_is_refused_b
     assert torch.equal(loaded.search_value, real_samples.value)  # the outcome target never reads it
     with pytest.raises(SampleFileError, match=r"before_search_values\.pt has no search values.*value_target=mix"):
         Samples.load(path, require_search_value=True)
-    assert torch.equal(Samples.load(real_samples.save(tmp_path / "new.pt"), require_search_value=True).search_value,
-                       real_samples.search_value)
+    current = Samples.load(real_samples.save(tmp_path / "new.pt"), require_search_value=True)
+    assert torch.equal(current.search_value, real_samples.search_value)
 
 
 def test_mirroring_keeps_the_values(real_samples):

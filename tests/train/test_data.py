@@ -118,8 +118,8 @@ def test_ddp_processes_share_one_draw_between_them(shard_dir):
     data.train_draws = 320
     whole = list(data.train_dataloader().sampler)
     shares = [
-        list(_get_distributed_sampler(data.train_dataloader(), shuffle=False, overfit_batches=0, num_replicas=2, rank=r))
-        for r in (0, 1)
+        list(_get_distributed_sampler(data.train_dataloader(), False, 0, num_replicas=2, rank=rank))
+        for rank in (0, 1)
     ]
     assert len(shares[0]) == len(shares[1]) == 160
     assert sorted(shares[0] + shares[1]) == sorted(whole)

@@ -114,11 +114,11 @@ def test_updating_the_multiplier_before_backward_keeps_this_steps_weight():
     ],
 )
 def test_the_value_target_mixes_outcome_and_search_value(target, mix, expected):
-    loss = CompositeLoss(policy=0.0, value=1.0, quartic=1.0, difficulty=0.0, illegal=0.0, value_target=target,
-                         value_target_mix=mix)
+    weights = {"policy": 0.0, "value": 1.0, "quartic": 1.0, "difficulty": 0.0, "illegal": 0.0}
+    loss = CompositeLoss(**weights, value_target=target, value_target_mix=mix)
     legal = torch.ones(3, A, dtype=torch.bool)
-    batch = batch_of(torch.full((3, A), 1 / A), legal, value=[1.0, -1.0, 0.0], difficulty=[0.5] * 3,
-                     search_value=[0.4, 0.0, -0.2])
+    policy = torch.full((3, A), 1 / A)
+    batch = batch_of(policy, legal, value=[1.0, -1.0, 0.0], difficulty=[0.5] * 3, search_value=[0.4, 0.0, -0.2])
     value = torch.tensor([0.2, -0.2, 0.3])
     terms = loss(NetworkOutput(torch.zeros(3, A), value, torch.zeros(3)), batch)
     error = value - torch.tensor(expected)
