@@ -3,22 +3,29 @@
 One sample per searched position, everything in the side to move's canonical
 perspective (`razzle.model.planes`, `razzle.model.policy`):
 
-==========  ================  ===========================================================
-field       shape, dtype      meaning
-==========  ================  ===========================================================
-planes      [N, C, 8, 7] f32  the input planes (`encode_states`)
-legal       [N, 897] bool     legal actions
-policy      [N, 897] f32      the search's visit distribution (sums to 1, legal only)
-value       [N] f32           game outcome z from the side to move's view: 1, 0 or -1
-difficulty  [N] f32           min(1, KL(policy || prior) / 2), prior = the network's
-                              softmax over legal actions at search time
-turn        [N] int64         completed turns at the position
-==========  ================  ===========================================================
+============  ================  ===========================================================
+field         shape, dtype      meaning
+============  ================  ===========================================================
+planes        [N, C, 8, 7] f32  the input planes (`encode_states`)
+legal         [N, 897] bool     legal actions
+policy        [N, 897] f32      the search's visit distribution (sums to 1, legal only)
+value         [N] f32           game outcome z from the side to move's view: 1, 0 or -1
+difficulty    [N] f32           min(1, KL(policy || prior) / 2), prior = the network's
+                                softmax over legal actions at search time
+turn          [N] int64         completed turns at the position
+search_value  [N] f32           the search's root value q (mean over its visits) from the
+                                side to move's view, for value targets that mix z and q
+============  ================  ===========================================================
 
 A shard is one ``*.pt`` file of a batch of samples (`Samples.save`); a training run
 reads a directory of shards. Shards store planes and policy as float16, which halves
 their size: exact for every plane but the turn-limit fraction (off by < 3e-4), and
 within 1e-3 relative for visit fractions; far below what training can resolve.
+
+Shards written before search values were recorded lack ``search_value``. They load with
+the outcome in its place, which the outcome target never reads; a caller whose target
+reads q (`loss.value_target=mix`) asks for it and gets a `SampleFileError` naming the
+shard instead: filling in z there would silently train that run on the outcome alone.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class Samples:
     value: torch.Tensor
     difficulty: torch.Tensor
     turn: torch.Tensor
+    search_value: torch.Tensor
 
     def _map(self, fn) -> Samples:
         return Samples(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
@@ -96,11 +104,20 @@ class Samples:
         return atomic_save(payload, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Samples:
+    def load(cls, path: str | os.PathLike, require_search_value: bool = False) -> Samples:
+        """Read one shard; one without search values (older than them) loads with the
+        outcome in their place, or is refused with `require_search_value`."""
         path = Path(path)
         payload = read_payload(path, SHARD_FORMAT, "sample shard", SampleFileError)
         stored = payload.get("samples", {})
         names = [f.name for f in fields(cls)]
+        if isinstance(stored, dict) and "search_value" not in stored and "value" in stored:
+            if require_search_value:
+                raise SampleFileError(
+                    f"{path} has no search values (it was written before razzle recorded them), and "
+                    "loss.value_target=mix trains on them: use loss.value_target=outcome or play new games"
+                )
+            stored = {**stored, "search_value": stored["value"]}
         if not isinstance(stored, dict) or sorted(stored) != sorted(names):
             raise SampleFileError(f"{path} lacks sample fields (expected {', '.join(names)})")
         samples = cls(**{name: stored[name].float() if name in _STORED_AS else stored[name] for name in names})
@@ -124,18 +141,26 @@ def difficulty_target(search_policy: torch.Tensor, prior_logits: torch.Tensor, l
 
 
 def build_samples(
-    state: State, search_policy: torch.Tensor, prior_logits: torch.Tensor, outcome: torch.Tensor
+    state: State,
+    search_policy: torch.Tensor,
+    prior_logits: torch.Tensor,
+    outcome: torch.Tensor,
+    search_value: torch.Tensor,
 ) -> Samples:
     """Samples of B searched positions, as self-play makes them.
 
     state: the positions (not finished); search_policy [B, 897]: the search's visit
     distribution over ABSOLUTE action ids; prior_logits [B, 897]: the evaluator's logits
     for the position (absolute ids); outcome [B]: the game's final result from Player 1's
-    view (+1, 0, -1). Everything is turned into the canonical perspective here.
+    view (+1, 0, -1); search_value [B]: the search's root value, already from the side to
+    move's view (`SearchResult.root_value`). Everything else is turned into the canonical
+    perspective here.
     """
     legal = legal_mask(state)
     if search_policy.shape != legal.shape or prior_logits.shape != legal.shape:
         raise ValueError(f"search_policy and prior_logits must have shape {list(legal.shape)}")
+    if search_value.shape != (legal.shape[0],):
+        raise ValueError(f"search_value must have shape [{legal.shape[0]}], got {list(search_value.shape)}")
     if bool(state.done.any()):
         raise ValueError("finished games have nothing to learn from: samples need positions with legal actions")
     policy = reorient_policy(search_policy.float(), state.to_move)
@@ -150,13 +175,15 @@ def build_samples(
         value=outcome.float() * side,
         difficulty=difficulty_target(policy, prior, legal),
         turn=state.turn.clone(),
+        search_value=search_value.float().to(legal.device),
     )
 
 
 def random_play_samples(count: int, seed: int = 0, rules: Rules | None = None, max_ply: int = 80) -> Samples:
     """Samples from random games, for tests and benchmarks: each game is sampled at a random
     ply (or its last unfinished position) and played out at random for the outcome; the
-    "search policy" is a peaked random distribution over the legal actions."""
+    "search policy" is a peaked random distribution over the legal actions and the "search
+    value" a uniform draw in [-1, 1]."""
     generator = torch.Generator().manual_seed(seed)
     state = initial_state(count, rules or Rules())
     stop = torch.randint(0, max_ply, (count,), generator=generator)
@@ -171,4 +198,5 @@ def random_play_samples(count: int, seed: int = 0, rules: Rules | None = None, m
     visits = noise.masked_fill(~legal_slots, float("-inf")).softmax(1)
     search_policy = torch.zeros(count, NUM_ACTIONS).scatter_(1, sampled.actions, visits)
     prior_logits = torch.randn(search_policy.shape, generator=generator)
-    return build_samples(sampled, search_policy, prior_logits, state.result)
+    search_value = torch.rand(count, generator=generator) * 2 - 1
+    return build_samples(sampled, search_policy, prior_logits, state.result, search_value)

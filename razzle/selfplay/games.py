@@ -1,9 +1,9 @@
 """Self-play: B games in lockstep with batched MCTS, finished games replaced at once.
 
-Every searched position becomes a training sample (`razzle.model.samples`); every game
-becomes a `GameRecord`; the statistics use the canonical metric names. Outputs played
-apart (by the processes of a DDP run) combine with `merge_outputs` into the output of one
-batch of games.
+Every searched position becomes a training sample (`razzle.model.samples`, with the
+search's root value beside the game's outcome); every game becomes a `GameRecord`; the
+statistics use the canonical metric names. Outputs played apart (by the processes of a
+DDP run) combine with `merge_outputs` into the output of one batch of games.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def play_games(
             choose_actions(result, config.final_temperature, generator),
         )
         prior_logits = _to_actions(result, result.prior).clamp(min=1e-12).log()
-        samples = build_samples(positions, _to_actions(result, result.policy), prior_logits, torch.zeros(len(live)))
+        samples = build_samples(
+            positions, _to_actions(result, result.policy), prior_logits, torch.zeros(len(live)), result.root_value
+        )
         ids = torch.tensor([slot_game[i] for i in live.tolist()])
         sign = torch.where(positions.to_move == 0, 1.0, -1.0).cpu()
         chunks.append((samples, ids, sign))

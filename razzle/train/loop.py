@@ -7,7 +7,13 @@ Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 2. the network is measured on those fresh games before it trains on them (held out by
    construction; torchmetrics reduces the processes' shares);
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
-   Trainer, one optimizer, one global step, one set of loggers for the whole run);
+   Trainer, one optimizer, one global step, one set of loggers for the whole run); or,
+   with `samples_per_position` (the replay ratio of KataGo and lc0), for one epoch that
+   draws new positions x samples_per_position samples from the window, so that every
+   position is trained on about that many times over its life in the window, whatever
+   the window's size. With `window_min` the window grows with the run (KataGo): it holds
+   min(data.max_samples, window_min + window_growth x positions played so far), so the
+   first iterations' weak games leave it sooner;
 4. `models/iter_k.pt` is exported and, every `eval_every` iterations, the network plays
    the baselines and earlier models of the run on its Elo ladder (`ladder.json`);
 5. one `IterationReport` goes to the handlers (loggers, metrics store, summary).
@@ -125,7 +131,9 @@ class AlphaZeroLoop:
     games: the self-play settings of one iteration (`games.games` in all, split over
     the DDP processes); iterations: the run's length; seed: of self-play and evaluation;
     ladder_games: games against each ladder opponent at every evaluation (0: no ladder),
-    searched with `ladder_simulations`."""
+    searched with `ladder_simulations`;
+    samples_per_position: the replay ratio (None: `epochs_per_iteration` whole passes);
+    window_min, window_growth: the growing window (None: the DataModule's fixed one)."""
 
     def __init__(
         self,
@@ -141,6 +149,9 @@ class AlphaZeroLoop:
         ladder_simulations: int = 32,
         seed: int = 0,
         progress: bool = True,
+        samples_per_position: float | None = None,
+        window_min: int | None = None,
+        window_growth: float = 0.5,
     ):
         if iterations < 1 or epochs_per_iteration < 1:
             raise ValueError(
@@ -151,9 +162,32 @@ class AlphaZeroLoop:
             raise ValueError(
                 "selfplay.eval_every, selfplay.eval_games and selfplay.ladder_games must be >= 0 (0 turns them off)"
             )
+        if samples_per_position is not None and not (
+            isinstance(samples_per_position, (int, float))
+            and not isinstance(samples_per_position, bool)
+            and 0 < samples_per_position < float("inf")
+        ):
+            raise ValueError(
+                "selfplay.samples_per_position must be a number > 0 or null (epochs instead), "
+                f"got {samples_per_position!r}"
+            )
+        if window_min is not None and not (
+            isinstance(window_min, int) and not isinstance(window_min, bool) and window_min >= 1
+        ):
+            raise ValueError(
+                f"selfplay.window_min must be an integer >= 1 or null (a fixed window), got {window_min!r}"
+            )
+        if isinstance(window_growth, bool) or not (
+            isinstance(window_growth, (int, float)) and 0 <= window_growth < float("inf")
+        ):
+            raise ValueError(f"selfplay.window_growth must be a number >= 0, got {window_growth!r}")
         self.run_dir = Path(run_dir)
         self.rules, self.search, self.games = rules, search, games
-        self.iterations, self.epochs_per_iteration = iterations, epochs_per_iteration
+        self.iterations, self.samples_per_position = iterations, samples_per_position
+        self.window_min, self.window_growth = window_min, window_growth
+        self._window_cap: int | None = None  # data.max_samples, the growing window's limit
+        # A replay ratio trains one epoch of drawn samples per iteration.
+        self.epochs_per_iteration = 1 if samples_per_position is not None else epochs_per_iteration
         self.eval_every, self.eval_games = eval_every, eval_games
         self.ladder_games, self.ladder_simulations = ladder_games, ladder_simulations
         self.seed = seed
@@ -221,6 +255,7 @@ class AlphaZeroLoop:
         distributed.barrier()
         if not lead:
             self.store = ReplayStore(datamodule.dir)
+        self._window_cap = datamodule.max_samples
         trainer.callbacks.append(_EpochProgress(self))
         for handler in self._handlers:
             handler.on_run_start(self._state.finished())
@@ -279,7 +314,14 @@ class AlphaZeroLoop:
             self._save()
 
         if state.training is None:
+            if self.window_min is not None:
+                played = sum(self.store.stats(i)["positions"] for i in range(iteration + 1))
+                datamodule.max_samples = window_size(self._window_cap, self.window_min, self.window_growth, played)
             datamodule.load_window()
+            if self.samples_per_position is not None:
+                datamodule.train_draws = training_draws(
+                    datamodule.newest_train_samples, self.samples_per_position, datamodule.batch_size
+                )
             trainer.fit_loop.max_epochs = state.target_epoch
             started = time.perf_counter()
             checkpoint, self._checkpoint = self._checkpoint, None
@@ -390,6 +432,19 @@ class AlphaZeroLoop:
             training_seconds=training["seconds"],
             evaluation_seconds=evaluation_seconds,
         )
+
+
+def window_size(cap: int | None, window_min: int, growth: float, played: int) -> int:
+    """The growing window after `played` positions: window_min + growth x played, at most
+    `cap` (None: no cap)."""
+    grown = window_min + int(growth * played)
+    return grown if cap is None else min(cap, grown)
+
+
+def training_draws(new_positions: int, samples_per_position: float, batch_size: int) -> int:
+    """Samples to train on in an iteration that added `new_positions` to the window: their
+    number times the replay ratio, in whole batches (at least one)."""
+    return max(1, round(new_positions * samples_per_position / batch_size)) * batch_size
 
 
 def _start_processes(trainer: L.Trainer) -> None:

@@ -1,10 +1,17 @@
 """The composite AlphaZero loss; every weight is a config value under `loss`.
 
     loss_total = policy     * CE(pi_search, softmax(logits))          policy_loss
-               + value      * mean((v - z)^2)                         value_loss
-               + quartic    * mean((v - z)^4)                         value_loss_quartic
+               + value      * mean((v - t)^2)                         value_loss
+               + quartic    * mean((v - t)^4)                         value_loss_quartic
                + difficulty * BCE(d, min(1, KL(pi_search || p_prior) / 2))   difficulty_loss
                + lambda     * mean(policy mass on illegal actions)    illegal_penalty
+
+The value target t is the game outcome z (`value_target="outcome"`, AlphaZero's), or with
+`value_target="mix"` the blend t = (1 - lambda) z + lambda q of z and the search's root
+value q, lambda = `value_target_mix`; lambda 0.5 is the "soft-Z" of Willemsen, Baier and
+Kaisers (2021), which learned faster and stronger than z alone on Connect-Four and
+Breakthrough: q is far less noisy than one game's result. Only training's target moves:
+the metrics that judge the value (calibration, skill) compare it with z.
 
 The quartic term punishes large value errors far more than small ones (an error of 0.1
 costs 0.0001, one of 2 costs 16), so `quartic > 0` pushes v away from confidently
@@ -26,6 +33,7 @@ from razzle.model.network import NetworkOutput
 from razzle.model.samples import Samples
 
 ILLEGAL_MODES = ("fixed", "adaptive")
+VALUE_TARGETS = ("outcome", "mix")
 
 
 class CompositeLoss(nn.Module):
@@ -42,6 +50,8 @@ class CompositeLoss(nn.Module):
         illegal_mode: str = "fixed",
         illegal_target: float = 0.01,
         illegal_step: float = 0.1,
+        value_target: str = "outcome",
+        value_target_mix: float = 0.5,
     ):
         super().__init__()
         weights = {"policy": policy, "value": value, "quartic": quartic, "difficulty": difficulty, "illegal": illegal}
@@ -54,19 +64,37 @@ class CompositeLoss(nn.Module):
             raise ValueError(f"loss.illegal_target must be in (0, 1), got {illegal_target!r}")
         if not illegal_step > 0:
             raise ValueError(f"loss.illegal_step must be > 0, got {illegal_step!r}")
+        if value_target not in VALUE_TARGETS:
+            raise ValueError(f"loss.value_target must be one of {', '.join(VALUE_TARGETS)}, got {value_target!r}")
+        mix_is_number = isinstance(value_target_mix, (int, float)) and not isinstance(value_target_mix, bool)
+        if not (mix_is_number and 0 <= value_target_mix <= 1):
+            raise ValueError(f"loss.value_target_mix must be a number in [0, 1], got {value_target_mix!r}")
         self.weights = {name: float(w) for name, w in weights.items() if name != "illegal"}
         self.illegal_mode = illegal_mode
         self.illegal_target = illegal_target
         self.illegal_step = illegal_step
+        self.value_target = value_target
+        self.value_target_mix = float(value_target_mix)
         self.register_buffer("illegal_multiplier", torch.tensor(float(illegal)))
 
     @property
     def adaptive(self) -> bool:
         return self.illegal_mode == "adaptive"
 
+    @property
+    def uses_search_value(self) -> bool:
+        """Whether the value target reads the samples' search values."""
+        return self.value_target == "mix"
+
+    def value_targets(self, batch: Samples) -> torch.Tensor:
+        """[B] what the value head is trained towards (see the module docstring)."""
+        if not self.uses_search_value:
+            return batch.value
+        return torch.lerp(batch.value, batch.search_value, self.value_target_mix)
+
     def forward(self, output: NetworkOutput, batch: Samples) -> dict[str, torch.Tensor]:
         log_probs = F.log_softmax(output.policy.float(), 1)
-        error = output.value.float() - batch.value
+        error = output.value.float() - self.value_targets(batch)
         terms = {
             "policy_loss": -(batch.policy * log_probs).sum(1).mean(),
             "value_loss": error.square().mean(),

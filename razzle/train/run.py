@@ -33,7 +33,9 @@ def build_run(cfg: DictConfig) -> tuple[AlphaZeroModule, L.LightningDataModule, 
         L.seed_everything(cfg.seed, workers=True)
     loggers = _instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")), logger=loggers or False)
-    return build_module(cfg), instantiate(cfg.data), trainer
+    module = build_module(cfg)
+    # A value target that reads search values refuses shards written without them.
+    return module, instantiate(cfg.data, require_search_value=module.loss.uses_search_value), trainer
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:

@@ -68,6 +68,7 @@ def constructed_samples() -> Samples:
         value=torch.tensor([z for _, z, _ in POSITIONS]),
         difficulty=torch.zeros(n),
         turn=torch.tensor([t for _, _, t in POSITIONS]),
+        search_value=torch.zeros(n),
     )
 
 

@@ -19,7 +19,8 @@ def test_build_samples_turns_everything_to_the_side_to_move():
     chosen = legal_ids[:2]
     search = torch.zeros(1, NUM_ACTIONS)
     search[0, chosen] = 0.5
-    samples = build_samples(position.state, search, torch.zeros(1, NUM_ACTIONS), outcome=torch.tensor([1]))
+    prior = torch.zeros(1, NUM_ACTIONS)
+    samples = build_samples(position.state, search, prior, outcome=torch.tensor([1]), search_value=torch.tensor([0.25]))
     assert torch.equal(samples.planes, encode_states(position.state))
     assert samples.policy[0, rotate_actions(chosen)].tolist() == [0.5, 0.5]
     assert samples.policy.sum() == 1.0
@@ -28,6 +29,7 @@ def test_build_samples_turns_everything_to_the_side_to_move():
     # Uniform prior over 14 legal actions; the search split between 2: KL = ln(7).
     assert samples.difficulty.item() == pytest.approx(math.log(7) / 2)
     assert samples.turn.tolist() == [1]
+    assert samples.search_value.tolist() == [0.25]  # already the side to move's: kept as it is
 
 
 def test_difficulty_target_is_capped_at_one_and_zero_when_search_agrees():
@@ -44,9 +46,12 @@ def test_build_samples_refuses_illegal_mass_and_finished_games():
     illegal = torch.zeros(1, NUM_ACTIONS)
     illegal[0, 0] = 1.0  # a1's first knight jump: there is no piece on a1
     with pytest.raises(ValueError, match="illegal"):
-        build_samples(state, illegal, torch.zeros(1, NUM_ACTIONS), torch.tensor([0]))
+        build_samples(state, illegal, torch.zeros(1, NUM_ACTIONS), torch.tensor([0]), torch.zeros(1))
+    one, two = torch.zeros(1, NUM_ACTIONS), torch.zeros(2, NUM_ACTIONS)
     with pytest.raises(ValueError, match="shape"):
-        build_samples(state, torch.zeros(2, NUM_ACTIONS), torch.zeros(1, NUM_ACTIONS), torch.tensor([0]))
+        build_samples(state, two, one, torch.tensor([0]), torch.zeros(1))
+    with pytest.raises(ValueError, match="search_value must have shape"):
+        build_samples(state, one, one, torch.tensor([0]), torch.zeros(2))
 
 
 def test_shard_round_trip(tmp_path, real_samples):
@@ -59,7 +64,7 @@ def test_shard_round_trip(tmp_path, real_samples):
     assert torch.allclose(loaded.planes[:, turn_limit], real_samples.planes[:, turn_limit], atol=5e-4, rtol=0)
     assert torch.equal(loaded.legal, real_samples.legal)
     assert torch.allclose(loaded.policy, real_samples.policy, rtol=1e-3, atol=1e-6)
-    for name in ("value", "difficulty", "turn"):
+    for name in ("value", "difficulty", "turn", "search_value"):
         assert torch.equal(getattr(loaded, name), getattr(real_samples, name))
     assert loaded.planes.dtype == loaded.policy.dtype == torch.float32
     assert [p.name for p in tmp_path.iterdir()] == ["shard.pt"]
@@ -84,6 +89,25 @@ def test_unusable_shards_are_named(tmp_path, real_samples):
         Samples.load(path)
 
 
+def test_a_shard_older_than_search_values_loads_with_the_outcome_or_is_refused_by_name(tmp_path, real_samples):
+    path = real_samples.save(tmp_path / "before_search_values.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["samples"]["search_value"]
+    torch.save(payload, path)
+    loaded = Samples.load(path)
+    assert torch.equal(loaded.search_value, real_samples.value)  # the outcome target never reads it
+    with pytest.raises(SampleFileError, match=r"before_search_values\.pt has no search values.*value_target=mix"):
+        Samples.load(path, require_search_value=True)
+    current = Samples.load(real_samples.save(tmp_path / "new.pt"), require_search_value=True)
+    assert torch.equal(current.search_value, real_samples.search_value)
+
+
+def test_mirroring_keeps_the_values(real_samples):
+    mirrored = real_samples.mirrored()
+    assert torch.equal(mirrored.search_value, real_samples.search_value)
+    assert torch.equal(mirrored.value, real_samples.value)
+
+
 def test_random_play_samples_are_real_unfinished_positions(real_samples):
     assert len(real_samples) == 64
     assert real_samples.legal.any(1).all()
@@ -91,3 +115,4 @@ def test_random_play_samples_are_real_unfinished_positions(real_samples):
     assert not (real_samples.policy * ~real_samples.legal).any()
     assert set(real_samples.value.tolist()) <= {-1.0, 0.0, 1.0}
     assert ((real_samples.difficulty >= 0) & (real_samples.difficulty <= 1)).all()
+    assert ((real_samples.search_value >= -1) & (real_samples.search_value <= 1)).all()

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from razzle.game import Rules
+from razzle.game.actions import NUM_ACTIONS
+from razzle.game.engine import initial_state
 from razzle.model.samples import Samples
-from razzle.search import SearchConfig, UniformEvaluator
+from razzle.search import MCTS, SearchConfig, UniformEvaluator
+from razzle.search.streams import draw_seeds
 from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
 from razzle.selfplay.replay import ReplayStore
 
@@ -42,6 +45,26 @@ def test_outcomes_match_the_records_from_the_side_to_move(output):
     values = output.samples.value[: len(first.actions)]
     assert abs(float(values[0])) == abs(result)
     assert float(values[0]) == result  # the first position has Player 1 to move
+
+
+class FavoursPlayerOne:
+    """Uniform logits; a value of 0.6 for Player 1 (to move: 0.6, else -0.6) less 0.01 a turn."""
+
+    def __call__(self, state):
+        value = torch.where(state.to_move == 0, 0.6, -0.6) - 0.01 * state.turn
+        return torch.zeros(state.to_move.shape[0], NUM_ACTIONS), value.float()
+
+
+def test_search_values_are_the_roots_values_from_the_side_to_move():
+    evaluator = FavoursPlayerOne()
+    search, config = SearchConfig(simulations=6), SelfPlayConfig(games=3, parallel=3)
+    output = play_games(evaluator, search, config, RULES, seed=4, progress=False)
+    # The first searched positions are the three starts, searched with the first seeds drawn.
+    seeds = draw_seeds(3, torch.Generator().manual_seed(4))
+    expected = MCTS(evaluator, search).search(initial_state(3, RULES), seeds, root_noise=True).root_value
+    assert expected.abs().max() > 0.01
+    assert torch.allclose(output.samples.search_value[:3], expected)
+    assert bool((output.samples.search_value.abs() <= 1).all())
 
 
 def test_game_statistics_are_in_range(output):

@@ -44,7 +44,7 @@ def pretend_iteration(batch: int = 48) -> tuple[dict[str, float], dict]:
     target = torch.rand(batch, NUM_ACTIONS, generator=generator).masked_fill(~legal, 0)
     target /= target.sum(1, keepdim=True)
     outcome = torch.randint(-1, 2, (batch,), generator=generator).float()
-    samples = Samples(encode_states(state), legal, target, outcome, torch.rand(batch, generator=generator), state.turn)
+    samples = Samples(encode_states(state), legal, target, outcome, torch.rand(batch, generator=generator), state.turn, outcome)
     with torch.no_grad():
         output = RazzleNet.of_size("tiny").eval()(samples.planes)
         losses = CompositeLoss(quartic=1.0)(output, samples)

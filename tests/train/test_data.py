@@ -74,3 +74,52 @@ def test_missing_or_empty_directory(tmp_path):
         SampleDataModule(str(tmp_path / "nowhere")).train_dataloader()
     with pytest.raises(SampleFileError, match="no sample shards"):
         SampleDataModule(str(tmp_path)).train_dataloader()
+
+
+def test_train_draws_draw_that_many_samples_spread_evenly_over_the_window(shard_dir):
+    data = SampleDataModule(str(shard_dir), batch_size=16, val_fraction=0.0, mirror=False)
+    data.load_window()
+    assert data.newest_train_samples == 64  # the newest shard's training samples
+    data.train_draws = 320  # 2.5 passes over the 128 samples
+    loader = data.train_dataloader()
+    drawn = [t for batch in loader for t in batch.turn.tolist()]
+    assert len(loader) == 20 and len(drawn) == 320
+    times = torch.bincount(torch.tensor(drawn))[torch.tensor(list(range(64)) + list(range(100, 164)))]
+    assert set(times.tolist()) == {2, 3} and int(times.sum()) == 320
+    assert [t for batch in data.train_dataloader() for t in batch.turn.tolist()] == drawn  # seeded
+
+
+def test_a_new_shard_changes_the_draw(shard_dir, real_samples):
+    data = SampleDataModule(str(shard_dir), batch_size=16, val_fraction=0.0, mirror=False)
+    data.load_window()
+    data.train_draws = 64
+    first = [t for batch in data.train_dataloader() for t in batch.turn.tolist()]
+    numbered(real_samples, 200).save(shard_dir / "002.pt")
+    data.load_window()
+    assert [t for batch in data.train_dataloader() for t in batch.turn.tolist()] != first
+
+
+def test_a_target_that_reads_search_values_refuses_shards_without_them(shard_dir):
+    payload = torch.load(shard_dir / "000.pt", weights_only=True)
+    del payload["samples"]["search_value"]
+    torch.save(payload, shard_dir / "000.pt")
+    assert len(ids(SampleDataModule(str(shard_dir), batch_size=64, val_fraction=0.0).train_dataloader())) == 128
+    with pytest.raises(SampleFileError, match="000.pt has no search values"):
+        SampleDataModule(str(shard_dir), require_search_value=True).load_window()
+
+
+def test_ddp_processes_share_one_draw_between_them(shard_dir):
+    """Under DDP Lightning wraps a custom sampler (its private `_get_distributed_sampler`, as
+    the Trainer calls it): the processes' shares make up the draw, each index once."""
+    from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
+
+    data = SampleDataModule(str(shard_dir), batch_size=16, val_fraction=0.0)
+    data.load_window()
+    data.train_draws = 320
+    whole = list(data.train_dataloader().sampler)
+    shares = [
+        list(_get_distributed_sampler(data.train_dataloader(), False, 0, num_replicas=2, rank=rank))
+        for rank in (0, 1)
+    ]
+    assert len(shares[0]) == len(shares[1]) == 160
+    assert sorted(shares[0] + shares[1]) == sorted(whole)

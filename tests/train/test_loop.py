@@ -3,6 +3,7 @@ stopped at any stage of an iteration resumes with nothing lost and nothing count
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,14 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from razzle.game import Rules
 from razzle.metric_names import CANONICAL_METRICS, ITERATION_METRICS
 from razzle.model.io import load_model_file
+from razzle.search import SearchConfig
+from razzle.selfplay.games import SelfPlayConfig
 from razzle.selfplay.replay import ReplayStore
+from razzle.train.data import SampleDataModule
+from razzle.train.loop import AlphaZeroLoop, training_draws, window_size
 from razzle.server.store import MetricsStore
 from razzle.train.run import train as train_in_process
 from tests.train.probes import StopRun
@@ -109,6 +115,68 @@ def test_a_run_reports_every_iteration_once_with_every_name(tmp_path):
     _, metadata = load_model_file(run / "models" / "iter_0001.pt")
     assert metadata["iteration"] == 1 and metadata["epoch"] == 4
     assert (run / "curves.png").stat().st_size > 0
+
+
+def test_a_replay_ratio_trains_each_iteration_on_its_new_positions_times_the_ratio(tmp_path):
+    run = tmp_path / "run"
+    ratio, batch_size = 3, 16
+    train_in_process(compose_run(run, f"selfplay.samples_per_position={ratio}", "loss.value_target=mix"))
+    assert_complete(run, epochs_per_iteration=1)
+    history = json.loads((run / "loop_state.json").read_text())["history"]
+    steps = [history[0]["global_step"], history[1]["global_step"] - history[0]["global_step"]]
+    for iteration, taken in enumerate(steps):
+        # The iteration's training positions: its shard alone, split as the run split it.
+        alone = tmp_path / f"alone_{iteration}" / f"iter_{iteration:04d}"
+        alone.mkdir(parents=True)
+        shutil.copy(run / "replay" / f"iter_{iteration:04d}" / "samples.pt", alone)
+        data = SampleDataModule(str(alone.parent), batch_size=batch_size, val_fraction=0.2)
+        data.load_window()
+        assert taken * batch_size == training_draws(data.newest_train_samples, ratio, batch_size)
+        assert taken == max(1, round(data.newest_train_samples * ratio / batch_size))
+
+
+def test_training_draws_are_whole_batches():
+    assert training_draws(1000, 4, 512) == 8 * 512  # 7.8 batches, rounded
+    assert training_draws(10, 1, 512) == 512  # at least one batch
+    assert training_draws(300, 0.5, 50) == 150
+
+
+def test_a_growing_window_holds_its_minimum_plus_the_growth_times_the_positions_played(tmp_path):
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    growth = ("selfplay.window_min=5", "selfplay.window_growth=0.5", "data.val_fraction=0")
+    record = ("+callbacks.probe._target_=tests.train.probes.RecordBatches", f"+callbacks.probe.dirpath={probe}")
+    train_in_process(compose_run(run, *growth, *record))
+    store = ReplayStore(run / "replay")
+    played = 0
+    for iteration, first_epoch in ((0, 0), (1, 2)):  # two epochs per iteration
+        played += store.stats(iteration)["positions"]
+        window = json.loads((probe / f"rank0_epoch{first_epoch}.json").read_text())["window"]
+        assert len(window) == window_size(40000, 5, 0.5, played) == 5 + int(0.5 * played) < played
+
+
+def test_the_window_grows_up_to_its_cap():
+    assert window_size(100, 10, 0.5, 60) == 40
+    assert window_size(100, 10, 0.5, 1000) == 100
+    assert window_size(None, 10, 2.0, 1000) == 2010
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"window_min": 0}, "selfplay.window_min must be an integer >= 1 or null"),
+        ({"window_min": 2.5}, "selfplay.window_min"),
+        ({"window_min": 10, "window_growth": -1}, "selfplay.window_growth must be a number >= 0"),
+    ],
+)
+def test_a_bad_growing_window_is_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        AlphaZeroLoop("run", Rules(), SearchConfig(), SelfPlayConfig(), iterations=1, **settings)
+
+
+@pytest.mark.parametrize("ratio", [0, -1, float("inf"), "often", True])
+def test_a_bad_replay_ratio_is_named(ratio):
+    with pytest.raises(ValueError, match="selfplay.samples_per_position must be a number > 0 or null"):
+        AlphaZeroLoop("run", Rules(), SearchConfig(), SelfPlayConfig(), iterations=1, samples_per_position=ratio)
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,16 @@ import math
 import pytest
 import torch
 
-from razzle.model.network import NetworkOutput
+from razzle.model.network import NetworkOutput, RazzleNet
 from razzle.model.samples import Samples
 from razzle.train.loss import CompositeLoss
+from razzle.train.metrics import learning_metrics
+from razzle.train.module import AlphaZeroModule
 
 A = 897
 
 
-def batch_of(policy, legal, value, difficulty) -> Samples:
+def batch_of(policy, legal, value, difficulty, search_value=None) -> Samples:
     n = len(value)
     return Samples(
         planes=torch.zeros(n, 12, 8, 7),
@@ -19,6 +21,7 @@ def batch_of(policy, legal, value, difficulty) -> Samples:
         value=torch.tensor(value),
         difficulty=torch.tensor(difficulty),
         turn=torch.zeros(n, dtype=torch.int64),
+        search_value=torch.tensor(search_value if search_value is not None else [0.0] * n),
     )
 
 
@@ -101,8 +104,51 @@ def test_updating_the_multiplier_before_backward_keeps_this_steps_weight():
 
 
 @pytest.mark.parametrize(
+    "target, mix, expected",
+    [
+        ("outcome", 0.5, [1.0, -1.0, 0.0]),  # z; the mix is not read
+        ("mix", 0.0, [1.0, -1.0, 0.0]),
+        ("mix", 0.5, [0.7, -0.5, -0.1]),  # soft-Z: (z + q) / 2
+        ("mix", 0.25, [0.85, -0.75, -0.05]),
+        ("mix", 1.0, [0.4, 0.0, -0.2]),  # q alone
+    ],
+)
+def test_the_value_target_mixes_outcome_and_search_value(target, mix, expected):
+    weights = {"policy": 0.0, "value": 1.0, "quartic": 1.0, "difficulty": 0.0, "illegal": 0.0}
+    loss = CompositeLoss(**weights, value_target=target, value_target_mix=mix)
+    legal = torch.ones(3, A, dtype=torch.bool)
+    policy = torch.full((3, A), 1 / A)
+    batch = batch_of(policy, legal, value=[1.0, -1.0, 0.0], difficulty=[0.5] * 3, search_value=[0.4, 0.0, -0.2])
+    value = torch.tensor([0.2, -0.2, 0.3])
+    terms = loss(NetworkOutput(torch.zeros(3, A), value, torch.zeros(3)), batch)
+    error = value - torch.tensor(expected)
+    assert terms["value_loss"].item() == pytest.approx(error.square().mean().item(), rel=1e-5)
+    assert terms["value_loss_quartic"].item() == pytest.approx(error.pow(4).mean().item(), rel=1e-5)
+    assert loss.uses_search_value == (target == "mix")
+
+
+def test_the_metrics_judge_the_value_against_the_outcome_whatever_the_target(real_samples):
+    """`AlphaZeroModule.measure` hands the metrics z; only the loss terms follow the target."""
+    torch.manual_seed(0)
+    net = RazzleNet.of_size("tiny")
+    computed = {}
+    for target in ("outcome", "mix"):
+        module = AlphaZeroModule(net, CompositeLoss(value_target=target, value_target_mix=1.0)).eval()
+        metrics = learning_metrics()
+        with torch.no_grad():
+            module.measure(real_samples, metrics)
+        computed[target] = metrics.compute()
+    for name in ("value_skill", "value_calibration_error"):
+        assert computed["outcome"][name] == computed["mix"][name]
+    assert computed["outcome"]["value_loss"] != computed["mix"]["value_loss"]
+
+
+@pytest.mark.parametrize(
     "settings, message",
     [
+        ({"value_target": "soft_z"}, "loss.value_target must be one of outcome, mix"),
+        ({"value_target_mix": 1.5}, r"loss.value_target_mix must be a number in \[0, 1\]"),
+        ({"value_target_mix": "half"}, "loss.value_target_mix"),
         ({"quartic": -1.0}, "loss.quartic"),
         ({"policy": float("nan")}, "loss.policy"),
         ({"illegal_mode": "sometimes"}, "fixed, adaptive"),

@@ -165,6 +165,7 @@ def random_batch(generator: torch.Generator, n: int, actions: int = 897):
         value=torch.randint(-1, 2, (n,), generator=generator).float(),
         difficulty=torch.rand(n, generator=generator),
         turn=torch.zeros(n, dtype=torch.int64),
+        search_value=torch.zeros(n),
     )
     output = NetworkOutput(
         policy=torch.randn(n, actions, generator=generator) * 3,
