@@ -335,8 +335,8 @@ class ProgressPost(StrictModel):
     run: Label
     iteration: Iteration
     phase: Phase
-    done: Annotated[int, Strict(), Field(ge=0)]
-    total: Annotated[int, Strict(), Field(ge=0)]
+    done: whole_number(0, MAX_INT32)
+    total: whole_number(0, MAX_INT32)
 
     @model_validator(mode="after")
     def _done_within_total(self) -> ProgressPost:

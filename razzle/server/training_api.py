@@ -156,7 +156,7 @@ def plan_targets(targets: PlanTargets) -> dict:
     return targets.as_dict()
 
 
-@router.post("/progress", response_model=RunProgress, dependencies=[Writer], responses=WRITE_PROBLEMS)
+@router.post("/progress", response_model=RunProgress, dependencies=[Writer], responses=BODY_WRITE_PROBLEMS)
 def post_progress(body: ProgressPost, board: Progress) -> dict:
     """Where a run is now (iteration, phase, done of total), so the dashboard shows a run
     at work before its first iteration ends. Progress is ephemeral: the server keeps the

@@ -545,7 +545,6 @@ window.addEventListener("hashchange", () => selectTab(location.hash.slice(1)));
 new ResizeObserver(() => state.charts.forEach((c) => c.setSize({ width: plotWidth(c.root.parentElement), height: 240 }))).observe($("charts"));
 
 (async function start() {
-  selectTab(location.hash.slice(1) || "overview");
   const optional = (url, fallback) => getJSON(url).catch(() => fallback);
   const [names, health, targets] = await Promise.all([
     optional("/training/metric-names", { known: {} }),
@@ -556,6 +555,7 @@ new ResizeObserver(() => state.charts.forEach((c) => c.setSize({ width: plotWidt
   state.writesNeedToken = health.writes_need_token;
   state.targets = targets.phases;
   renderHints();
+  selectTab(location.hash.slice(1) || "overview"); // after the hints: an empty store shows them at once
   await refresh();
   setInterval(() => state.paused || document.hidden || refresh(), REFRESH_MS);
 })();
