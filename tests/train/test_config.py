@@ -64,7 +64,7 @@ def test_default_config_matches_the_issue(tmp_path):
         "illegal_mode": "fixed",
         "illegal_target": 0.01,
         "illegal_step": 0.1,
-        "value_target": "outcome",
+        "value_target": "mix",
         "value_target_mix": 0.5,
     }
     assert (cfg.selfplay.samples_per_position, cfg.selfplay.window_min) == (None, None)  # both off
