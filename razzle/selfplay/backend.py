@@ -37,8 +37,12 @@ class SelfPlayError(Exception):
     """Self-play settings or a cluster the backend cannot work with; the message says why."""
 
 
+def _int_at_least(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return _int_at_least(value, 1)
 
 
 def _non_negative_number(value) -> bool:
@@ -67,7 +71,7 @@ class RayConfig:
         for name in ("num_cpus_per_actor", "num_gpus_per_actor"):
             if not _non_negative_number(getattr(self, name)):
                 raise SelfPlayError(f"ray.{name} must be a number >= 0, got {getattr(self, name)!r}")
-        if not (isinstance(self.max_restarts, int) and not isinstance(self.max_restarts, bool) and self.max_restarts >= 0):
+        if not _int_at_least(self.max_restarts, 0):
             raise SelfPlayError(f"ray.max_restarts must be an integer >= 0, got {self.max_restarts!r}")
 
 
@@ -95,10 +99,12 @@ class BackendConfig:
             raise SelfPlayError(f"selfplay.actors must be a positive integer, got {self.actors!r}")
         if self.shards is not None and not _positive_int(self.shards):
             raise SelfPlayError(f"selfplay.shards must be a positive integer or null, got {self.shards!r}")
-        if not (isinstance(self.max_staleness, int) and not isinstance(self.max_staleness, bool) and self.max_staleness >= 0):
+        if not _int_at_least(self.max_staleness, 0):
             raise SelfPlayError(f"selfplay.max_staleness must be an integer >= 0, got {self.max_staleness!r}")
         if self.mode == "async" and self.backend != "ray":
-            raise SelfPlayError("selfplay.mode=async needs selfplay.backend=ray (actors that play while the trainer trains)")
+            raise SelfPlayError(
+                "selfplay.mode=async needs selfplay.backend=ray (actors that play while the trainer trains)"
+            )
 
     def shard_count(self, processes: int = 1) -> int:
         return self.shards if self.shards is not None else max(self.actors, processes)
@@ -144,7 +150,9 @@ def play_shard(
     iteration of the model that played it."""
     games = replace(config, games=shard.games, parallel=min(config.parallel, shard.games))
     headers = {"Iteration": str(shard.iteration), "Model": str(model_iteration)}
-    return play_games(evaluator, search, games, rules, seed=shard.seed, progress=progress, headers=headers, on_game=on_game)
+    return play_games(
+        evaluator, search, games, rules, seed=shard.seed, progress=progress, headers=headers, on_game=on_game
+    )
 
 
 @dataclass
@@ -238,6 +246,9 @@ def make_backend(
     """The backend the config names; Ray is imported only when asked for."""
     if config.backend == "local":
         return LocalBackend(search, games, rules, device, progress)
-    from razzle.selfplay.ray_backend import RayBackend
+    try:
+        from razzle.selfplay.ray_backend import RayBackend
+    except ImportError as error:
+        raise SelfPlayError(f"selfplay.backend=ray needs the ray package: pip install -e '.[ray]' ({error})") from error
 
     return RayBackend(config, search, games, rules, seed, start_iteration)

@@ -45,7 +45,9 @@ class SelfPlayActor:
     the version of the weights it holds. Threaded (two calls at a time) so that
     `games_finished` answers while a shard is being played."""
 
-    def __init__(self, network: torch.nn.Module, search: SearchConfig, games: SelfPlayConfig, rules: Rules, threads: int):
+    def __init__(
+        self, network: torch.nn.Module, search: SearchConfig, games: SelfPlayConfig, rules: Rules, threads: int
+    ):
         torch.set_num_threads(threads)
         device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
         self.evaluator = NetworkEvaluator(network, device)
@@ -115,12 +117,16 @@ class RayBackend:
         self.config, self.search, self.games, self.rules, self.seed = config, search, games, rules, seed
         self._started_ray = False
         if not ray.is_initialized():
-            ray.init(
-                address=config.ray.address,
-                num_cpus=config.ray.num_cpus if config.ray.address is None else None,
-                include_dashboard=False,
-                log_to_driver=True,
-            )
+            try:
+                ray.init(
+                    address=config.ray.address,
+                    num_cpus=config.ray.num_cpus if config.ray.address is None else None,
+                    include_dashboard=False,
+                    log_to_driver=True,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                where = config.ray.address or "a new local cluster"
+                raise SelfPlayError(f"cannot start Ray on {where} (ray.address): {error}") from error
             self._started_ray = True
         self._check_resources()
         self._slots = [_Slot(number) for number in range(config.actors)]
@@ -193,12 +199,21 @@ class RayBackend:
 
     # --- weights and actors -------------------------------------------------------------------
     def _check_resources(self) -> None:
-        needed = self.config.ray.num_gpus_per_actor
-        available = ray.cluster_resources().get("GPU", 0)
-        if needed > 0 and available == 0:
+        """No GPU at all for GPU actors is an error; too few resources for every actor only
+        a warning (an autoscaling cluster adds nodes; until then some actors wait)."""
+        settings, resources = self.config.ray, ray.cluster_resources()
+        if settings.num_gpus_per_actor > 0 and not resources.get("GPU"):
             raise SelfPlayError(
-                f"ray.num_gpus_per_actor={needed} but the Ray cluster has no GPU; use 0 for CPU actors or join GPU nodes"
+                f"ray.num_gpus_per_actor={settings.num_gpus_per_actor} but the Ray cluster has no GPU; "
+                "use 0 for CPU actors or join GPU nodes"
             )
+        for name, per_actor in (("CPU", settings.num_cpus_per_actor), ("GPU", settings.num_gpus_per_actor)):
+            needed = per_actor * self.config.actors
+            if needed > resources.get(name, 0):
+                log.warning(
+                    "%d actors need %g %ss, the Ray cluster has %g: some actors wait until nodes join",
+                    self.config.actors, needed, name, resources.get(name, 0),
+                )
 
     def _publish(self, network: torch.nn.Module, version: int) -> None:
         """The weights into the object store once per iteration; the first call also

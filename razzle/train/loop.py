@@ -128,7 +128,8 @@ class AlphaZeroLoop:
     """run_dir: the run folder (replay/, models/, checkpoints/, the loop state);
     games: the self-play settings of one iteration (`games.games` in all);
     distribution: who plays them (the local process or Ray actors, in how many shards,
-    synchronously or not; razzle.selfplay.backend.BackendConfig); iterations: the run's length; seed: of self-play and evaluation;
+    synchronously or not; razzle.selfplay.backend.BackendConfig); iterations: the run's
+    length; seed: of self-play and evaluation;
     ladder_games: games against each ladder opponent at every evaluation (0: no ladder),
     searched with `ladder_simulations`;
     samples_per_position: the replay ratio (None: `epochs_per_iteration` whole passes);

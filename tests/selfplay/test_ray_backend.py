@@ -13,7 +13,14 @@ ray = pytest.importorskip("ray")
 from razzle.game import Rules  # noqa: E402
 from razzle.model.network import RazzleNet  # noqa: E402
 from razzle.search import SearchConfig  # noqa: E402
-from razzle.selfplay.backend import BackendConfig, LocalBackend, RayConfig, merge_played, plan_shards  # noqa: E402
+from razzle.selfplay.backend import (  # noqa: E402
+    BackendConfig,
+    LocalBackend,
+    RayConfig,
+    SelfPlayError,
+    merge_played,
+    plan_shards,
+)
 from razzle.selfplay.games import SelfPlayConfig  # noqa: E402
 from razzle.selfplay.ray_backend import RayBackend  # noqa: E402
 
@@ -123,3 +130,9 @@ def test_async_mode_drops_stale_games_and_counts_them():
     assert len(kept.records) == GAMES.games
     assert second.stale_games_dropped >= 2 and second.stale_games_dropped % 2 == 0
     assert kept.stats["selfplay_stale_games_dropped"] == second.stale_games_dropped
+
+
+def test_gpu_actors_on_a_cluster_without_gpus_are_refused_by_name():
+    config = BackendConfig(backend="ray", actors=3, ray=RayConfig(num_gpus_per_actor=0.33))
+    with pytest.raises(SelfPlayError, match=r"ray.num_gpus_per_actor=0.33 but the Ray cluster has no GPU"):
+        RayBackend(config, SEARCH, GAMES, RULES, seed=0)

@@ -54,7 +54,8 @@ def test_the_ray_settings_compose():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
-    for line in ("backend: ray", "actors: 6", "address: auto", "num_gpus_per_actor: 0.33", "mode: async", "max_staleness: 2"):
+    expected = ("backend: ray", "actors: 6", "address: auto", "num_gpus_per_actor: 0.33", "mode: async", "max_staleness: 2")
+    for line in expected:
         assert line in text, line
 
 
@@ -86,3 +87,29 @@ def test_ray_actors_write_the_local_backends_games(tmp_path):
     assert "self-play iteration 0 on Ray: actor 0 on" in played_there.stderr + played_there.stdout
     (row,) = [row for row in metric_rows(remote) if row.get("iteration")]
     assert float(row["selfplay_actor_restarts"]) == 0.0 and float(row["selfplay_stale_games_dropped"]) == 0.0
+
+
+@pytest.mark.slow
+def test_an_async_ray_run_keeps_only_games_of_fresh_networks(tmp_path):
+    run = tmp_path / "async"
+    result = run_train(
+        *ONE_TINY_ITERATION,
+        f"hydra.run.dir={run}",
+        "selfplay.iterations=3",
+        "selfplay.backend=ray",
+        "selfplay.actors=2",
+        "selfplay.mode=async",
+        "selfplay.max_staleness=0",
+        "ray.num_cpus=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = ReplayStore(run / "replay")
+    assert store.iterations() == [0, 1, 2]
+    for iteration in (0, 1, 2):
+        records = store.records(iteration)
+        assert len(records) == 4
+        # max_staleness=0: every game kept was played by the iteration's own network
+        assert {(r.headers["Iteration"], r.headers["Model"]) for r in records} == {(str(iteration), str(iteration))}
+    rows = [row for row in metric_rows(run) if row.get("iteration")]
+    dropped = [float(row["selfplay_stale_games_dropped"]) for row in rows]
+    assert len(rows) == 3 and dropped[0] == 0.0 and all(d >= 0 and d % 2 == 0 for d in dropped)
