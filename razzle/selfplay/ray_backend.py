@@ -97,7 +97,10 @@ class _Slot:
         self.restarts = 0
 
     def status(self) -> ActorStatus:
-        state = "restarting" if self.handle is None else ("playing" if self.task else "idle")
+        if self.node == "?":
+            state = "restarting" if self.restarts else "starting"
+        else:
+            state = "playing" if self.task else "idle"
         rate = self.games / self.playing_seconds if self.playing_seconds > 0 else 0.0
         return ActorStatus(self.number, self.node, state, self.games, rate, self.restarts)
 
@@ -128,7 +131,11 @@ class RayBackend:
                 where = config.ray.address or "a new local cluster"
                 raise SelfPlayError(f"cannot start Ray on {where} (ray.address): {error}") from error
             self._started_ray = True
-        self._check_resources()
+        try:
+            self._check_resources()
+        except SelfPlayError:
+            self._shut_down_own_ray()
+            raise
         self._slots = [_Slot(number) for number in range(config.actors)]
         self._network: torch.nn.Module | None = None
         self._weights: ray.ObjectRef | None = None
@@ -167,6 +174,9 @@ class RayBackend:
 
     def actors(self) -> list[ActorStatus]:
         with self._lock:
+            for slot in self._slots:
+                if slot.node == "?" and slot.node_ref is not None and ray.wait([slot.node_ref], timeout=0)[0]:
+                    slot.node = _node_of(slot.node_ref)  # it has started
             return [slot.status() for slot in self._slots]
 
     def describe(self) -> str:
@@ -193,6 +203,10 @@ class RayBackend:
             if slot.handle is not None:
                 ray.kill(slot.handle)
                 slot.handle = None
+        self._shut_down_own_ray()
+
+    def _shut_down_own_ray(self) -> None:
+        """Stops the local cluster if this backend started it (not one it joined)."""
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
@@ -273,8 +287,6 @@ class RayBackend:
             with self._lock:
                 slot.games += task.shard.games
                 slot.playing_seconds += time.perf_counter() - task.started
-                if slot.node == "?":
-                    slot.node = _node_of(slot.node_ref)
             results.append((slot, task.shard, result))
         return results
 
@@ -369,7 +381,7 @@ class RayBackend:
 
 
 def _node_of(reference: ray.ObjectRef) -> str:
-    """The address an actor reported (asked when it started; it has answered a shard since)."""
+    """The address an actor reported (asked when it started)."""
     try:
         return ray.get(reference, timeout=10)
     except (*ACTOR_DEATHS, ray.exceptions.GetTimeoutError):

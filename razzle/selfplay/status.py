@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-ActorState = Literal["idle", "playing", "restarting"]
+# starting / restarting: created (again, after it died) and not yet answering
+ActorState = Literal["starting", "restarting", "idle", "playing"]
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,7 @@ class ActorProgress(StrictModel):
 
     actor: whole_number(0, MAX_INT32)
     node: Annotated[str, Field(max_length=255, description="the address of the machine it runs on")]
-    state: Literal["idle", "playing", "restarting"]
+    state: Literal["starting", "restarting", "idle", "playing"]
     games: whole_number(0, MAX_INT32) = Field(description="games it finished over the run")
     games_per_s: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] = Field(
         description="those games over its time spent playing"

@@ -80,6 +80,7 @@ def test_two_actors_play_the_local_backends_games():
     assert [r.headers for r in remote.records] == [r.headers for r in local.records]
     assert finished[-1] == GAMES.games
     assert sum(s.games for s in statuses) == GAMES.games and all(s.restarts == 0 for s in statuses)
+    assert all(s.state == "idle" and s.node != "?" for s in statuses)
     assert remote.stats["selfplay_actor_restarts"] == 0.0
 
 
@@ -104,6 +105,7 @@ def test_an_actor_killed_mid_game_loses_and_duplicates_nothing():
         actors.close()
     remote = merge_played([played])
     assert played.actor_restarts == 1 and statuses[0].restarts == 1 and statuses[1].restarts == 0
+    assert [s.state for s in statuses] == ["idle", "idle"]  # the new actor answered its shard
     assert remote.stats["selfplay_actor_restarts"] == 1.0
     assert len(remote.records) == games.games
     assert same_samples(remote.samples, local.samples)  # the shard was played again from its seed
