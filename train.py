@@ -20,6 +20,7 @@ def main(cfg: DictConfig) -> None:
 
     from razzle.model.io import ModelFileError
     from razzle.model.samples import SampleFileError
+    from razzle.selfplay.backend import SelfPlayError
     from razzle.train.console import quiet_dependencies
     from razzle.train.loop import LoopError
     from razzle.train.run import train
@@ -27,7 +28,7 @@ def main(cfg: DictConfig) -> None:
     quiet_dependencies()
     try:
         train(cfg)
-    except (InstantiationException, SampleFileError, ModelFileError, LoopError, FileNotFoundError) as error:
+    except (InstantiationException, SampleFileError, ModelFileError, LoopError, SelfPlayError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
 
 

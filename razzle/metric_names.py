@@ -42,6 +42,8 @@ GAME_METRICS = (
     "selfplay_games_per_s",
     "selfplay_evals_per_s",
 )
+# Self-play spread over actors (razzle.selfplay.backend): in the report when measured.
+DISTRIBUTED_METRICS = ("selfplay_stale_games_dropped", "selfplay_actor_restarts")
 CANONICAL_METRICS = POLICY_METRICS + VALUE_METRICS + LOSS_METRICS + GAME_METRICS
 
 # Bookkeeping of every iteration report (razzle.train.report.IterationReport).
@@ -84,6 +86,10 @@ METRIC_DESCRIPTIONS = {
     "opening_diversity": "share of distinct openings among the iteration's games",
     "selfplay_games_per_s": "self-play games finished per second",
     "selfplay_evals_per_s": "network evaluations per second during self-play",
+    "selfplay_stale_games_dropped": (
+        "games dropped because the network that played them was more than selfplay.max_staleness iterations old"
+    ),
+    "selfplay_actor_restarts": "self-play actors that died during the iteration and were started again",
     "lr": "learning rate at the end of the iteration",
     "games": "self-play games played in this iteration",
     "positions": "training positions added in this iteration",

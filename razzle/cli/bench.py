@@ -11,6 +11,7 @@ TARGETS = {
     "search": "razzle.search.bench",
     "train": "razzle.train.bench",
     "selfplay": "razzle.selfplay.bench",
+    "actors": "razzle.selfplay.backend_bench",
 }
 
 

@@ -66,6 +66,7 @@ class _ProgressItem:
     phase: str
     done: int
     total: int
+    actors: list[dict]
 
 
 class _Unreachable(Exception):
@@ -115,13 +116,16 @@ class TrainingClient:
     def upload_model(self, run: str, version: str, iteration: int, path: str | os.PathLike) -> None:
         self._enqueue(_ModelItem(run, version, iteration, Path(path)))
 
-    def post_progress(self, run: str, iteration: int, phase: str, done: int, total: int) -> None:
-        """Report where the run is; replaces any report of this run not sent yet. Never
-        blocks and never raises for a server problem (see the module docstring)."""
+    def post_progress(
+        self, run: str, iteration: int, phase: str, done: int, total: int, actors: Sequence[Mapping] = ()
+    ) -> None:
+        """Report where the run is (and its self-play actors, if any); replaces any report
+        of this run not sent yet. Never blocks and never raises for a server problem (see
+        the module docstring)."""
         with self._condition:
             if self._closing or self._down_since is not None:
                 return
-            self._progress[run] = _ProgressItem(run, iteration, phase, done, total)
+            self._progress[run] = _ProgressItem(run, iteration, phase, done, total, [dict(a) for a in actors])
             if self._idle:  # never cut short a backoff pause; a busy thread sends it next
                 self._condition.notify_all()
 
@@ -228,6 +232,8 @@ class TrainingClient:
 
     def _send_progress(self, item: _ProgressItem) -> None:
         body = asdict(item)
+        if not body["actors"]:
+            del body["actors"]
         try:
             response = self._http.post("/training/progress", json=body)
         except (httpx.TransportError, OSError) as error:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -23,7 +24,8 @@ class ProgressReport:
     """One run's newest report: `done` of `total` units of `phase` in `iteration`
     (games for self-play and evaluation, whatever the loop counts for training);
     `finished` means the iteration is complete. `reported_at` is the board's clock
-    (seconds since the epoch) when the report arrived."""
+    (seconds since the epoch) when the report arrived; `actors`: the run's self-play
+    actors (ActorStatus as dictionaries), if it has any."""
 
     run: str
     iteration: int
@@ -31,6 +33,7 @@ class ProgressReport:
     done: int
     total: int
     reported_at: float
+    actors: tuple[dict, ...] = ()
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,13 +47,15 @@ class ProgressBoard:
         self._lock = threading.Lock()
         self._reports: dict[str, ProgressReport] = {}
 
-    def report(self, run: str, iteration: int, phase: Phase, done: int, total: int) -> ProgressReport:
+    def report(
+        self, run: str, iteration: int, phase: Phase, done: int, total: int, actors: Sequence[dict] = ()
+    ) -> ProgressReport:
         """Record a report; it replaces the run's previous one, whatever that said."""
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
         if iteration < 0 or done < 0 or total < 0 or done > total:
             raise ValueError(f"need 0 <= done <= total and iteration >= 0, got {iteration=}, {done=}, {total=}")
-        entry = ProgressReport(run, iteration, phase, done, total, self._clock())
+        entry = ProgressReport(run, iteration, phase, done, total, self._clock(), tuple(actors))
         with self._lock:
             self._reports[run] = entry
         return entry

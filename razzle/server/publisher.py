@@ -77,7 +77,8 @@ class TrainingPublisher:
         self.publish_progress(report.iteration, "finished", 1, 1)
 
     def on_progress(self, progress: Progress) -> None:
-        self.publish_progress(progress.iteration, progress.phase, progress.done, progress.total)
+        actors = [actor.as_dict() for actor in progress.actors]
+        self.publish_progress(progress.iteration, progress.phase, progress.done, progress.total, actors)
 
     def on_run_end(self) -> None:
         self.close()
@@ -131,17 +132,20 @@ class TrainingPublisher:
             return
         self._write_locally(run, iteration, clean, bins, model_path)
 
-    def publish_progress(self, iteration: int, phase: str, done: int, total: int) -> None:
+    def publish_progress(
+        self, iteration: int, phase: str, done: int, total: int, actors: Sequence[Mapping] = ()
+    ) -> None:
         """Where the run is within `iteration`: `done` of `total` units of `phase`
-        ("selfplay" and "evaluation" count games; "finished": the iteration is complete).
+        ("selfplay" and "evaluation" count games; "finished": the iteration is complete),
+        with its self-play actors (`ActorStatus.as_dict()`) when it has any.
         Goes to the embedded dashboard's board, or to the server best effort; never
         raises for a server problem and never waits for one. Call it often (e.g. per game
         and per epoch): the dashboard shows a run as active while its report is fresh."""
         self.start()
         if self._client is not None:
-            self._client.post_progress(self.run, iteration, phase, done, total)
+            self._client.post_progress(self.run, iteration, phase, done, total, actors)
         elif self._board is not None:
-            self._board.report(self.run, iteration, phase, done, total)
+            self._board.report(self.run, iteration, phase, done, total, [dict(actor) for actor in actors])
 
     def close(self) -> None:
         if self._client is not None:

@@ -263,6 +263,19 @@ class WorkerSeen(BaseModel):
     posts: int
 
 
+class ActorProgress(StrictModel):
+    """A self-play actor of the run (razzle.selfplay.status.ActorStatus)."""
+
+    actor: whole_number(0, MAX_INT32)
+    node: Annotated[str, Field(max_length=255, description="the address of the machine it runs on")]
+    state: Literal["starting", "restarting", "idle", "playing"]
+    games: whole_number(0, MAX_INT32) = Field(description="games it finished over the run")
+    games_per_s: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] = Field(
+        description="those games over its time spent playing"
+    )
+    restarts: whole_number(0, MAX_INT32) = Field(description="how often it died and was started again")
+
+
 class RunProgress(BaseModel):
     """A run's newest progress report (ephemeral: kept in the server's memory only)."""
 
@@ -271,6 +284,7 @@ class RunProgress(BaseModel):
     phase: Phase
     done: int
     total: int
+    actors: list[ActorProgress] = Field(default_factory=list, description="its self-play actors, if it has any")
     reported_at: str = Field(description="when the server received it (ISO 8601, UTC)")
     age_s: float = Field(description="seconds since then")
     fresh: bool = Field(description="younger than active_window_s: the run is working")
@@ -337,6 +351,7 @@ class ProgressPost(StrictModel):
     phase: Phase
     done: whole_number(0, MAX_INT32)
     total: whole_number(0, MAX_INT32)
+    actors: list[ActorProgress] = Field(default_factory=list, max_length=4096, description="self-play actors")
 
     @model_validator(mode="after")
     def _done_within_total(self) -> ProgressPost:

@@ -161,7 +161,8 @@ def post_progress(body: ProgressPost, board: Progress) -> dict:
     """Where a run is now (iteration, phase, done of total), so the dashboard shows a run
     at work before its first iteration ends. Progress is ephemeral: the server keeps the
     newest report per run in memory and never stores it in the database."""
-    report = board.report(body.run, body.iteration, body.phase, body.done, body.total)
+    actors = [actor.model_dump() for actor in body.actors]
+    report = board.report(body.run, body.iteration, body.phase, body.done, body.total, actors)
     return progress_out(report, board.now(), float("inf"))
 
 

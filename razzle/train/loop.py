@@ -2,8 +2,10 @@
 
 Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 
-1. self-play: the current network plays `games` games with batched MCTS; under DDP every
-   process plays its share with its own seed and rank 0 writes them all as `replay/iter_k`;
+1. self-play: the current network plays `games` games with batched MCTS, split into
+   shards of fixed seeds (razzle.selfplay.backend) and played by the self-play backend:
+   here (under DDP every process plays its share of the shards) or by Ray actors; rank 0
+   writes them all as `replay/iter_k`;
 2. the network is measured on those fresh games before it trains on them (held out by
    construction; torchmetrics reduces the processes' shares);
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
@@ -39,7 +41,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -48,13 +50,14 @@ from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from razzle.game.rules import Rules
-from razzle.metric_names import GAME_METRICS
+from razzle.metric_names import DISTRIBUTED_METRICS, GAME_METRICS
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.io import save_model_file
 from razzle.model.samples import Samples
 from razzle.search import MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
 from razzle.search.ladder import Ladder, rate_new_model
-from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
+from razzle.selfplay.backend import BackendConfig, SelfPlayBackend, make_backend, merge_played, plan_shards
+from razzle.selfplay.games import SelfPlayConfig
 from razzle.selfplay.replay import ReplayStore
 from razzle.train import distributed
 from razzle.train.data import SampleDataModule
@@ -72,11 +75,6 @@ BASELINES = ("random", "mcts")
 
 class LoopError(Exception):
     """A run the loop cannot start or continue; the message says why."""
-
-
-def selfplay_seed(seed: int, iteration: int, rank: int) -> int:
-    """A distinct self-play seed per run seed, iteration and process."""
-    return seed * 100_003 + iteration + rank * 1_000_000_007
 
 
 @dataclass
@@ -128,8 +126,10 @@ class _EpochProgress(L.Callback):
 
 class AlphaZeroLoop:
     """run_dir: the run folder (replay/, models/, checkpoints/, the loop state);
-    games: the self-play settings of one iteration (`games.games` in all, split over
-    the DDP processes); iterations: the run's length; seed: of self-play and evaluation;
+    games: the self-play settings of one iteration (`games.games` in all);
+    distribution: who plays them (the local process or Ray actors, in how many shards,
+    synchronously or not; razzle.selfplay.backend.BackendConfig); iterations: the run's
+    length; seed: of self-play and evaluation;
     ladder_games: games against each ladder opponent at every evaluation (0: no ladder),
     searched with `ladder_simulations`;
     samples_per_position: the replay ratio (None: `epochs_per_iteration` whole passes);
@@ -152,6 +152,7 @@ class AlphaZeroLoop:
         samples_per_position: float | None = None,
         window_min: int | None = None,
         window_growth: float = 0.5,
+        distribution: BackendConfig | None = None,
     ):
         if iterations < 1 or epochs_per_iteration < 1:
             raise ValueError(
@@ -191,6 +192,8 @@ class AlphaZeroLoop:
         self.eval_every, self.eval_games = eval_every, eval_games
         self.ladder_games, self.ladder_simulations = ladder_games, ladder_simulations
         self.seed = seed
+        self.distribution = distribution or BackendConfig()
+        self._backend: SelfPlayBackend | None = None
         self.progress = progress
         self.state_path = self.run_dir / STATE_FILE
         self.models_dir = self.run_dir / "models"
@@ -218,6 +221,8 @@ class AlphaZeroLoop:
                 while self._state.iteration < self.iterations:
                     self._iteration(trainer, module, datamodule)
             finally:
+                if self._backend is not None:
+                    self._backend.close()
                 for handler in self._handlers:
                     handler.on_run_end()
         except BaseException:
@@ -256,6 +261,17 @@ class AlphaZeroLoop:
         if not lead:
             self.store = ReplayStore(datamodule.dir)
         self._window_cap = datamodule.max_samples
+        if lead or self.distribution.backend == "local":  # Ray actors are driven by rank 0 alone
+            self._backend = make_backend(
+                self.distribution,
+                self.search,
+                self.games,
+                self.rules,
+                self.seed,
+                trainer.strategy.root_device,
+                progress=self.progress and lead,
+                start_iteration=self._state.iteration,
+            )
         trainer.callbacks.append(_EpochProgress(self))
         for handler in self._handlers:
             handler.on_run_start(self._state.finished())
@@ -283,7 +299,8 @@ class AlphaZeroLoop:
         self._progress_handlers = [h for h in handlers if isinstance(h, ProgressHandler)]
 
     def _report_progress(self, phase: Phase, done: int, total: int) -> None:
-        progress = Progress(self._state.iteration, phase, done, total)
+        actors = tuple(self._backend.actors()) if self._backend is not None else ()
+        progress = Progress(self._state.iteration, phase, done, total, actors)
         for handler in self._progress_handlers:
             handler.on_progress(progress)
 
@@ -304,7 +321,7 @@ class AlphaZeroLoop:
         if state.heldout is None:
             played = distributed.broadcast(iteration in self.store.iterations())
             if not played:
-                self._play(module, iteration, device)
+                self._play(module, iteration)
             started = time.perf_counter()
             samples = Samples.load(self.store.folder(iteration) / "samples.pt")
             share = samples[distributed.rank() :: distributed.world_size()]
@@ -358,27 +375,29 @@ class AlphaZeroLoop:
         self._state = LoopState(iteration=iteration + 1, epoch=state.training["epoch"], history=state.history)
         self._save()
 
-    def _play(self, module: AlphaZeroModule, iteration: int, device: torch.device) -> None:
-        """This process's share of the iteration's games; rank 0 writes them all."""
+    def _play(self, module: AlphaZeroModule, iteration: int) -> None:
+        """The iteration's shards: every process plays its share with the local backend,
+        rank 0 alone drives Ray actors; rank 0 writes them all."""
         rank, world = distributed.rank(), distributed.world_size()
-        if self.games.games < world:
-            raise LoopError(f"selfplay.games ({self.games.games}) must be at least the number of processes ({world})")
-        count = distributed.share(self.games.games, world, rank)
-        games = replace(self.games, games=count, parallel=min(self.games.parallel, count))
+        local = self.distribution.backend == "local"
+        count = self.distribution.shard_count(world if local else 1)
+        if local and count < world:
+            raise LoopError(f"selfplay.shards ({count}) must be at least the number of processes ({world})")
+        shards = plan_shards(self.games.games, count, self.seed, iteration)
+        mine = shards[rank::world] if local else shards
         lead = rank == 0
-        output = play_games(
-            NetworkEvaluator(copy.deepcopy(module.net), device),
-            self.search,
-            games,
-            self.rules,
-            seed=selfplay_seed(self.seed, iteration, rank),
-            progress=self.progress and lead,
-            headers={"Iteration": str(iteration)},
-            on_game=(lambda done: self._report_progress("selfplay", done, count)) if lead else None,
-        )
-        outputs = distributed.gather(output)
+        played = None
+        if self._backend is not None:
+            total = sum(shard.games for shard in mine)
+            played = self._backend.play(
+                module.net,
+                iteration,
+                mine,
+                (lambda done: self._report_progress("selfplay", done, total)) if lead else None,
+            )
+        parts = distributed.gather(played)
         if lead:
-            self.store.write(iteration, merge_outputs(outputs))
+            self.store.write(iteration, merge_played([part for part in parts if part is not None]))
         distributed.barrier()  # every rank reads the window only once it is written
 
     def _evaluate(self, module: AlphaZeroModule, device: torch.device) -> dict[str, float]:
@@ -418,6 +437,7 @@ class AlphaZeroLoop:
             heldout=state.heldout,
             games={
                 **{name: stats[name] for name in GAME_METRICS},
+                **{name: stats[name] for name in DISTRIBUTED_METRICS if name in stats},
                 "games": float(self.games.games),
                 "positions": float(stats["positions"]),
             },

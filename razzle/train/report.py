@@ -13,18 +13,22 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from razzle.selfplay.status import ActorStatus
+
 Phase = Literal["selfplay", "training", "evaluation"]
 
 
 @dataclass(frozen=True)
 class Progress:
     """`done` of `total` units of a phase of an iteration: games (self-play, the games of
-    the reporting process under DDP), epochs (training), baselines (evaluation)."""
+    the reporting process under DDP), epochs (training), baselines (evaluation); with a
+    backend of self-play actors, what each of them is doing."""
 
     iteration: int
     phase: Phase
     done: int
     total: int
+    actors: tuple[ActorStatus, ...] = ()
 
 
 @dataclass(frozen=True)

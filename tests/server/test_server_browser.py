@@ -117,7 +117,7 @@ def test_the_dashboard_draws_every_tab_with_both_runs(page, seeded):
         assert "quartic-off" in legend and "quartic-on" in legend, tab
         if tab == "overview":
             page.screenshot(path=SCREENSHOTS / "dashboard.png", full_page=True)
-    assert page.locator(".tables table").count() == 2
+    assert page.locator(".tables table").count() == 3  # self-play actors (none here), workers, models
     assert page.locator(".tables a[href*='download']").count() == 2
     page.click(".tabs button[data-tab='value']")
     page.wait_for_selector(".chart-card[data-metric='reliability'] canvas")
@@ -162,6 +162,26 @@ def test_a_run_in_its_first_iteration_shows_active_and_its_progress(page, tmp_pa
         assert "iteration 0: self-play 23/64 games" in page.locator("#empty-title").inner_text()
         assert page.locator("#empty-hints").is_hidden()
         page.screenshot(path=SCREENSHOTS / "dashboard-progress.png")
+
+
+def test_the_infrastructure_tab_lists_a_runs_self_play_actors(page, tmp_path):
+    store = MetricsStore(tmp_path / "actors.db")
+    store.record_metrics("ray-run", 0, {"games": 64.0, "selfplay_games_per_s": 1.5}, None, worker="trainer")
+    actors = [
+        {"actor": 0, "node": "10.0.0.7", "state": "playing", "games": 40, "games_per_s": 0.8, "restarts": 0},
+        {"actor": 1, "node": "10.0.0.8", "state": "restarting", "games": 24, "games_per_s": 0.7, "restarts": 2},
+    ]
+    report = {"run": "ray-run", "iteration": 1, "phase": "selfplay", "done": 3, "total": 64, "actors": actors}
+    with serve_in_thread(create_app(store)) as url:
+        httpx.post(f"{url}/training/progress", json=report, timeout=30).raise_for_status()
+        page.goto(f"{url}/dashboard#infrastructure")
+        page.wait_for_selector(".tables table")
+        table = page.locator(".tables .card", has_text="Self-play actors")
+        rows = [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
+    assert rows == [
+        ["ray-run", "0", "10.0.0.7", "playing", "40", "0.80", "0"],
+        ["ray-run", "1", "10.0.0.8", "restarting", "24", "0.70", "2"],
+    ]
 
 
 def test_t_toggles_the_dashboard_over_the_game(page, seeded):

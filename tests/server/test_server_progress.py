@@ -15,11 +15,16 @@ from razzle.server.client import TrainingClient
 from razzle.server.progress import ProgressBoard
 from razzle.server.publisher import TrainingPublisher
 from razzle.server.store import MetricsStore
+from razzle.selfplay.status import ActorStatus
+from razzle.train.report import Progress
 from tests.server.conftest import free_port, serve_in_thread
 
 
 def report(run: str, iteration: int = 0, phase: str = "selfplay", done: int = 23, total: int = 64) -> dict:
     return {"run": run, "iteration": iteration, "phase": phase, "done": done, "total": total}
+
+
+ACTOR = {"actor": 0, "node": "10.0.0.7", "state": "playing", "games": 12, "games_per_s": 0.5, "restarts": 1}
 
 
 def progress_of(client, run: str) -> dict | None:
@@ -66,8 +71,19 @@ def test_progress_makes_a_run_active_before_its_first_iteration_ends_and_is_not_
         ({**report("bad"), "done": "23"}, "done"),
         ({**report("bad"), "games": 3}, "games"),
         (report("no spaces allowed"), "run"),
+        ({**report("bad"), "actors": [{**ACTOR, "games_per_s": -1.0}]}, "games_per_s"),
+        ({**report("bad"), "actors": [{**ACTOR, "state": "asleep"}]}, "state"),
     ],
-    ids=["done-over-total", "unknown-phase", "negative-iteration", "string-number", "unknown-key", "bad-run-name"],
+    ids=[
+        "done-over-total",
+        "unknown-phase",
+        "negative-iteration",
+        "string-number",
+        "unknown-key",
+        "bad-run-name",
+        "negative-games-per-s",
+        "unknown-actor-state",
+    ],
 )
 def test_bad_progress_reports_are_refused_by_name(shared_server, body, problem):
     with shared_server.client() as client:
@@ -155,3 +171,17 @@ def test_the_embedded_dashboard_shows_progress_and_says_when_its_port_was_taken(
         ("embedded-progress", 1, "training", 3)
     ]
     assert library == {"runs": [{"run": "embedded-progress", "iterations": []}]}
+
+
+def test_the_self_play_actors_reach_the_dashboard_with_the_progress(start_server, tmp_path):
+    server = start_server()
+    publisher = TrainingPublisher(run="ray-actors", url=server.url, run_dir=tmp_path)
+    publisher.start()
+    actors = (ActorStatus(0, "10.0.0.7", "playing", 12, 0.5, 1), ActorStatus(1, "10.0.0.8", "idle", 14, 0.75, 0))
+    try:
+        publisher.on_progress(Progress(3, "selfplay", 26, 32, actors))
+        with server.client() as reader:
+            seen = wait_for(lambda: progress_of(reader, "ray-actors"))
+    finally:
+        publisher.close()
+    assert seen["actors"] == [actor.as_dict() for actor in actors]

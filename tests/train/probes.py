@@ -70,3 +70,25 @@ class RecordBatches(L.Callback):
         record = {"window": fingerprints(trainer.datamodule.train_samples), "trained": self.seen}
         path = self.dirpath / f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json"
         path.write_text(json.dumps(record))
+
+
+class RecordActors:
+    """A loop handler that writes the self-play actors of the last progress report that
+    named any to `path` (JSON), when the run ends."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.actors: list[dict] = []
+
+    def on_run_start(self, previous) -> None:
+        pass
+
+    def on_iteration(self, report) -> None:
+        pass
+
+    def on_progress(self, progress) -> None:
+        if progress.actors:
+            self.actors = [actor.as_dict() for actor in progress.actors]
+
+    def on_run_end(self) -> None:
+        self.path.write_text(json.dumps(self.actors))

@@ -492,7 +492,15 @@ function renderTables() {
     link.textContent = "download";
     return [m.run, m.version, m.iteration, `${(m.size / 1e6).toFixed(2)} MB`, new Date(m.uploaded_at).toLocaleString(), link];
   });
+  const actors = (state.summary?.progress || []).flatMap((p) =>
+    (p.actors || []).map((a) => [p.run, a.actor, a.node, a.state, a.games, a.games_per_s.toFixed(2), a.restarts]),
+  );
   $("tables").append(
+    table(
+      "Self-play actors",
+      [["run"], ["actor", true], ["node"], ["state"], ["games", true], ["games/s", true], ["restarts", true]],
+      actors,
+    ),
     table("Workers", [["worker"], ["last seen"], ["posts", true]], workers),
     table("Models", [["run"], ["version"], ["iteration", true], ["size", true], ["uploaded"], [""]], models),
   );
