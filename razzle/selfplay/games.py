@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 import torch
 from tqdm import tqdm
 
-from razzle.game.actions import END, NUM_ACTIONS
-from razzle.game.board import parse_square
+from razzle.game.actions import END, KNIGHT_PLANES, NUM_ACTIONS, NUM_SQUARES
+from razzle.game.board import square_name, tables
 from razzle.game.engine import initial_state, step
 from razzle.game.notation import GameRecord
-from razzle.game.position import legal_texts
 from razzle.game.rules import Rules
+from razzle.game.state import State
 from razzle.model.samples import Samples, build_samples
 from razzle.search import MCTS, SearchConfig, TimedEvaluator, choose_actions
 from razzle.search.evaluator import Evaluator
@@ -78,17 +78,70 @@ class SelfPlayOutput:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class _Game:
-    actions: list[str] = field(default_factory=list)
-    turns_with_pass: int = 0
-    opening: list[str] = field(default_factory=list)
+SQUARE_NAMES = [square_name(square) for square in range(NUM_SQUARES)]
+
+
+def move_codes(state: State, actions: torch.Tensor) -> torch.Tensor:
+    """[B] one integer per chosen action that names it in notation without the position:
+    action id * NUM_SQUARES + target square (a knight's landing square, a pass's
+    receiver; 0 for END). Vectorised, so the loop does no Python per game per move."""
+    plane, origin = actions // NUM_SQUARES, actions % NUM_SQUARES
+    knight = tables(actions.device).knight_to.view(-1)
+    landing = knight.take(origin * KNIGHT_PLANES + plane.clamp(max=KNIGHT_PLANES - 1))
+    receiver = state.receiver.gather(1, (plane - KNIGHT_PLANES).clamp(0, 7).unsqueeze(1))
+    side = state.to_move.view(-1, 1, 1).expand(-1, 1, state.squares.shape[2])
+    caught = state.squares.gather(1, side).squeeze(1).gather(1, receiver).squeeze(1)
+    target = torch.where(plane < KNIGHT_PLANES, landing, torch.where(actions == END, 0, caught))
+    return actions * NUM_SQUARES + target
+
+
+def game_from_codes(codes: list[int]) -> tuple[list[str], int, tuple[str, ...]]:
+    """A finished game's action texts, its turns that began with a pass, and its opening
+    (the first OPENING_TURNS actions that began a turn), from its `move_codes`.
+
+    A position is mid-chain exactly when the action before it was a pass."""
+    texts, turns_with_pass, opening, mid_chain = [], 0, [], False
+    for code in codes:
+        action, target = divmod(code, NUM_SQUARES)
+        text = "end" if action == END else f"{SQUARE_NAMES[action % NUM_SQUARES]}-{SQUARE_NAMES[target]}"
+        is_pass = action != END and action // NUM_SQUARES >= KNIGHT_PLANES
+        if not mid_chain:
+            turns_with_pass += is_pass
+            if len(opening) < OPENING_TURNS:
+                opening.append(text)
+        texts.append(text)
+        mid_chain = is_pass
+    return texts, turns_with_pass, tuple(opening)
 
 
 def _to_actions(result, values: torch.Tensor) -> torch.Tensor:
     """Slot-indexed values [n, 49] -> [n, 897] over absolute action ids (legal slots only)."""
     values = torch.where(result.legal, values, 0.0)
     return torch.zeros(values.shape[0], NUM_ACTIONS, device=values.device).scatter_(1, result.actions, values)
+
+
+class _MoveLog:
+    """The move codes of the game in each slot, on the games' device: one column per move,
+    written for all searched games at once; read once per finished game."""
+
+    def __init__(self, width: int, device: torch.device, capacity: int = 256):
+        self.codes = torch.zeros(width, capacity, dtype=torch.long, device=device)
+        self.count = torch.zeros(width, dtype=torch.long, device=device)
+        self.longest = 0  # an upper bound of count, known without reading the device
+
+    def record(self, slots: torch.Tensor, codes: torch.Tensor) -> None:
+        if self.longest == self.codes.shape[1]:
+            self.codes = torch.cat([self.codes, torch.zeros_like(self.codes)], 1)
+        self.codes[slots, self.count[slots]] = codes
+        self.count[slots] += 1
+        self.longest += 1
+
+    def game(self, slot: int) -> list[int]:
+        return self.codes[slot, : int(self.count[slot])].tolist()
+
+    def clear(self, slots: list[int]) -> None:
+        self.count[slots] = 0
+        self.longest = int(self.count.max())
 
 
 def play_games(
@@ -111,10 +164,11 @@ def play_games(
     width = min(config.parallel, config.games)
     fresh = initial_state(width, rules, device)
     state = fresh.clone()
-    slot_game = list(range(width))
-    games = [_Game() for _ in range(config.games)]
+    slot_game = torch.arange(width)
     results = torch.zeros(config.games, dtype=torch.long)
     lengths = torch.zeros(config.games, dtype=torch.long)
+    moves = _MoveLog(width, state.device)
+    played: list[tuple[list[str], int, tuple[str, ...]]] = [([], 0, ())] * config.games
     started, finished = width, 0
     chunks: list[tuple[Samples, torch.Tensor, torch.Tensor]] = []
     clock = time.perf_counter()
@@ -134,31 +188,21 @@ def play_games(
         samples = build_samples(
             positions, _to_actions(result, result.policy), prior_logits, torch.zeros(len(live)), result.root_value
         )
-        ids = torch.tensor([slot_game[i] for i in live.tolist()])
+        ids = slot_game.index_select(0, live.cpu())
         sign = torch.where(positions.to_move == 0, 1.0, -1.0).cpu()
         chunks.append((samples, ids, sign))
-
-        texts = legal_texts(positions)
-        mid_chain = positions.mid_chain.tolist()
-        balls = positions.carrier_square.gather(1, positions.to_move.unsqueeze(1)).squeeze(1).tolist()
-        for row, (slot, action) in enumerate(zip(live.tolist(), chosen.tolist())):
-            game = games[slot_game[slot]]
-            text = next(t for t, a in texts[row].items() if a == action)
-            game.actions.append(text)
-            if not mid_chain[row]:
-                game.turns_with_pass += parse_square(text[:2]) == balls[row]
-                if len(game.opening) < OPENING_TURNS:
-                    game.opening.append(text)
+        moves.record(live, move_codes(positions, chosen))
 
         actions = torch.full((width,), END, dtype=torch.long, device=state.device)
         actions[live] = chosen.to(state.device)
         state = step(state, actions, in_place=True)
 
-        ended = [slot for slot in live.tolist() if bool(state.done[slot])]
+        ended = live[state.done.index_select(0, live)].tolist()
         for slot in ended:
-            game_id = slot_game[slot]
+            game_id = int(slot_game[slot])
             results[game_id] = int(state.result[slot])
             lengths[game_id] = int(state.turn[slot])
+            played[game_id] = game_from_codes(moves.game(slot))
             finished += 1
             bar.update(1)
             if on_game is not None:
@@ -168,6 +212,7 @@ def play_games(
             mask = torch.zeros(width, dtype=torch.bool, device=state.device)
             mask[restart] = True
             state.assign_where_(mask, fresh)
+            moves.clear(restart)
             for slot in restart:
                 slot_game[slot] = started
                 started += 1
@@ -179,12 +224,12 @@ def play_games(
     samples.value = results[game_of_sample].float() * torch.cat([sign for _, _, sign in chunks])
 
     records = [
-        GameRecord(game.actions, rules, headers={**(headers or {}), "Game": str(number + 1)})
-        for number, game in enumerate(games)
+        GameRecord(texts, rules, headers={**(headers or {}), "Game": str(number + 1)})
+        for number, (texts, _, _) in enumerate(played)
     ]
     summaries = [
-        GameSummary(int(result), int(length), game.turns_with_pass, tuple(game.opening))
-        for game, result, length in zip(games, results.tolist(), lengths.tolist())
+        GameSummary(int(result), int(length), passes, opening)
+        for (_, passes, opening), result, length in zip(played, results.tolist(), lengths.tolist())
     ]
     output = SelfPlayOutput(samples, records, summaries, timed.positions, elapsed)
     output.stats = output_statistics(output)
