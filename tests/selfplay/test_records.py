@@ -26,17 +26,18 @@ def _digest(output) -> tuple[str, str]:
 
 
 def test_a_seeded_run_plays_the_recorded_games():
-    """Pinned digests of a seeded run: records, summaries and samples stay exactly as
-    they were when they were derived per move in the loop."""
+    """Pinned digests of a seeded run: records, summaries and samples stay exactly as they
+    are. (Pinned first while notation was derived per move in the loop, and unchanged by
+    deriving it after the game; pinned again when every game got its own seed stream.)"""
     output = _play()
     assert _digest(output) == (
-        "eeb5d7389f4b00e28bcd2f9cf462e94f1a57d17944509f72a98ad7877d534552",
-        "abd08b100d43d57a3ce15891d1690cf4e2b0294bb83146107bb7abff5d22033d",
+        "d59a927de54ddb4a6a19e92e99e380b428612de7fe9cfb42e9daa35ae7a094a5",
+        "97be10b6cd17099cb0eaf27eea2f53032672599e1fa41aa9b7f72cf5f0658443",
     )
     assert [(s.result, s.length, s.turns_with_pass) for s in output.summaries] == [
-        (0, 24, 1), (0, 24, 4), (0, 24, 0), (0, 24, 1), (0, 24, 3), (0, 24, 2)
+        (0, 24, 1), (0, 24, 0), (0, 24, 1), (0, 24, 1), (0, 24, 0), (0, 24, 1)
     ]
-    assert output.summaries[1].opening == ("c1-d3", "f8-d7", "d1-d3", "e8-g7", "e1-f3")
+    assert output.summaries[1].opening == ("f1-e3", "e8-f6", "e3-d5", "b8-a6", "b1-a3")
 
 
 def _reference_summary(record: GameRecord) -> tuple[int, tuple[str, ...]]:

@@ -10,7 +10,7 @@ from razzle.game.actions import NUM_ACTIONS
 from razzle.game.engine import initial_state
 from razzle.model.samples import Samples
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
-from razzle.search.streams import draw_seeds
+from razzle.search.streams import game_seeds, move_seeds
 from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
 from razzle.selfplay.replay import ReplayStore
 
@@ -59,11 +59,12 @@ def test_search_values_are_the_roots_values_from_the_side_to_move():
     evaluator = FavoursPlayerOne()
     search, config = SearchConfig(simulations=6), SelfPlayConfig(games=3, parallel=3)
     output = play_games(evaluator, search, config, RULES, seed=4, progress=False)
-    # The first searched positions are the three starts, searched with the first seeds drawn.
-    seeds = draw_seeds(3, torch.Generator().manual_seed(4))
+    # Samples go game by game: each game's first is its start, searched with its first move's seed.
+    seeds = move_seeds(game_seeds(4, torch.arange(3)), torch.zeros(3, dtype=torch.long))
     expected = MCTS(evaluator, search).search(initial_state(3, RULES), seeds, root_noise=True).root_value
     assert expected.abs().max() > 0.01
-    assert torch.allclose(output.samples.search_value[:3], expected)
+    firsts = torch.tensor([0] + [len(record.actions) for record in output.records[:2]]).cumsum(0)
+    assert torch.allclose(output.samples.search_value[firsts], expected)
     assert bool((output.samples.search_value.abs() <= 1).all())
 
 
