@@ -4,6 +4,8 @@
       iter_0000/  samples.pt   the iteration's training samples (one shard)
                   games.txt    every game as a record (razzle.game.notation), blank-line separated
                   stats.json   the iteration's game statistics and sample count
+                  session.json where self-play continues: per process, the games still in
+                               flight and the next game's number (`SelfPlaySession.checkpoint`)
       iter_0001/ ...
 
 An iteration is written into a hidden temporary folder and renamed into place, so a crash
@@ -42,11 +44,14 @@ class ReplayStore:
         found = (_ITERATION.match(p.name) for p in self.root.iterdir() if p.is_dir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def write(self, iteration: int, output: SelfPlayOutput) -> Path:
-        """Store an iteration; an existing folder of the same number is replaced whole."""
+    def write(self, iteration: int, output: SelfPlayOutput, sessions: list[dict] | None = None) -> Path:
+        """Store an iteration (with the self-play sessions' checkpoints, one per process,
+        when given); an existing folder of the same number is replaced whole."""
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
-            output.samples.save(staging / "samples.pt")
+            output.samples.save(staging / "samples.pt", searched_by=output.searched_by)
+            if sessions is not None:
+                (staging / "session.json").write_text(json.dumps({"sessions": sessions}, indent=1))
             records = "\n".join(record.to_text() for record in output.records)
             (staging / "games.txt").write_text(records)
             stats = {"iteration": iteration, "positions": len(output.samples), **output.stats}
@@ -65,6 +70,11 @@ class ReplayStore:
 
     def stats(self, iteration: int) -> dict:
         return json.loads((self.folder(iteration) / "stats.json").read_text())
+
+    def sessions(self, iteration: int) -> list[dict] | None:
+        """The self-play sessions' checkpoints stored with an iteration (None: none stored)."""
+        path = self.folder(iteration) / "session.json"
+        return json.loads(path.read_text())["sessions"] if path.is_file() else None
 
     def records(self, iteration: int) -> list[GameRecord]:
         text = (self.folder(iteration) / "games.txt").read_text()

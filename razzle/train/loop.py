@@ -2,8 +2,10 @@
 
 Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 
-1. self-play: the current network plays `games` games with batched MCTS; under DDP every
-   process plays its share with its own seed and rank 0 writes them all as `replay/iter_k`;
+1. self-play: the current network plays until `games` games have finished, with batched
+   MCTS; games still in flight carry over into the next iteration (a `SelfPlaySession`
+   kept by the loop), so the search batch stays full; under DDP every process plays its
+   share with its own seed stream and rank 0 writes them all as `replay/iter_k`;
 2. the network is measured on those fresh games before it trains on them (held out by
    construction; torchmetrics reduces the processes' shares);
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
@@ -26,7 +28,8 @@ says which stage of which iteration is done; with Lightning's `last.ckpt` and th
 store, `resume=<run dir>` continues at the same stage: an iteration's games are played
 once (a replay folder is written whole or not at all), its held-out metrics are measured
 before its training, its epochs continue from the last checkpoint, and its report is
-handed on once.
+handed on once. Self-play games that were in flight when the run stopped start again from
+their seeds (`ReplayStore.sessions`): their moves so far are lost, never the games.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from razzle.model.io import save_model_file
 from razzle.model.samples import Samples
 from razzle.search import MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
 from razzle.search.ladder import Ladder, rate_new_model
-from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
+from razzle.selfplay.games import SelfPlayConfig, SelfPlaySession, merge_outputs
 from razzle.selfplay.replay import ReplayStore
 from razzle.train import distributed
 from razzle.train.data import SampleDataModule
@@ -197,6 +200,7 @@ class AlphaZeroLoop:
         self._handlers: list[IterationHandler] = []
         self._progress_handlers: list[ProgressHandler] = []
         self._checkpoint: Path | None = None  # restores the Trainer at the session's first fit
+        self._session: SelfPlaySession | None = None  # self-play games in flight between iterations
         self._state = LoopState()
 
     # --- the run --------------------------------------------------------------------------
@@ -238,6 +242,7 @@ class AlphaZeroLoop:
         store without stale iterations, then the handlers' start."""
         lead = distributed.rank() == 0
         self._set_handlers(handlers)
+        self._session = None  # continued from the replay store's newest checkpoint
         self._state = distributed.broadcast(self._initial_state(resume) if lead else None)
         checkpoint = self.run_dir / CHECKPOINT
         if resume and checkpoint.is_file():
@@ -359,27 +364,46 @@ class AlphaZeroLoop:
         self._save()
 
     def _play(self, module: AlphaZeroModule, iteration: int, device: torch.device) -> None:
-        """This process's share of the iteration's games; rank 0 writes them all."""
+        """This process's share of the iteration's games; rank 0 writes them all, with
+        every process's session checkpoint."""
         rank, world = distributed.rank(), distributed.world_size()
         if self.games.games < world:
             raise LoopError(f"selfplay.games ({self.games.games}) must be at least the number of processes ({world})")
         count = distributed.share(self.games.games, world, rank)
-        games = replace(self.games, games=count, parallel=min(self.games.parallel, count))
         lead = rank == 0
-        output = play_games(
+        session = self._session_for(iteration, device, count)
+        output = session.play(
             NetworkEvaluator(copy.deepcopy(module.net), device),
-            self.search,
-            games,
-            self.rules,
-            seed=selfplay_seed(self.seed, iteration, rank),
+            count,
+            model=iteration,
             progress=self.progress and lead,
             headers={"Iteration": str(iteration)},
             on_game=(lambda done: self._report_progress("selfplay", done, count)) if lead else None,
         )
-        outputs = distributed.gather(output)
+        gathered = distributed.gather((output, session.checkpoint()))
         if lead:
-            self.store.write(iteration, merge_outputs(outputs))
+            self.store.write(iteration, merge_outputs([o for o, _ in gathered]), [c for _, c in gathered])
         distributed.barrier()  # every rank reads the window only once it is written
+
+    def _session_for(self, iteration: int, device: torch.device, count: int) -> SelfPlaySession:
+        """This process's self-play session, kept across iterations so that unfinished
+        games carry over and the search batch stays full. A new process (a resumed run)
+        continues from the checkpoints stored with the newest played iteration: the games
+        that were in flight start again from their seeds, so none is lost or repeated.
+        Without one (the first iteration, or a run played by another number of processes)
+        a new seed stream starts."""
+        if self._session is None:
+            rank, world = distributed.rank(), distributed.world_size()
+            games = replace(self.games, games=count, parallel=min(self.games.parallel, count))
+            played = [i for i in self.store.iterations() if i < iteration]
+            saved = self.store.sessions(played[-1]) if played else None
+            if saved is not None and len(saved) == world:
+                self._session = SelfPlaySession(self.search, games, self.rules, device, **saved[rank])
+            else:
+                self._session = SelfPlaySession(
+                    self.search, games, self.rules, device, seed=selfplay_seed(self.seed, iteration, rank)
+                )
+        return self._session
 
     def _evaluate(self, module: AlphaZeroModule, device: torch.device) -> dict[str, float]:
         """The current network with search against a random player and against MCTS with a

@@ -8,7 +8,7 @@ import torch
 from razzle.game import Rules
 from razzle.game.actions import NUM_ACTIONS
 from razzle.game.engine import initial_state
-from razzle.model.samples import Samples
+from razzle.model.samples import Samples, searched_by
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
 from razzle.search.streams import game_seeds, move_seeds
 from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
@@ -110,9 +110,11 @@ def test_outputs_played_apart_merge_into_one(output):
 def test_replay_store_round_trip(tmp_path, output):
     store = ReplayStore(tmp_path / "replay")
     for iteration in range(3):
-        store.write(iteration, output)
+        store.write(iteration, output, sessions=[{"seed": 1, "next_game": 6, "restart": [iteration]}])
     assert store.iterations() == [0, 1, 2]
     assert len(Samples.load(store.folder(1) / "samples.pt")) == len(output.samples)
+    assert torch.equal(searched_by(store.folder(1) / "samples.pt"), output.searched_by)
+    assert store.sessions(1) == [{"seed": 1, "next_game": 6, "restart": [1]}]
     assert [r.actions for r in store.records(2)] == [r.actions for r in output.records]
     store.remove(2)
     assert store.iterations() == [0, 1]
@@ -141,3 +143,9 @@ def test_leftover_staging_folders_are_cleared(tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="selfplay.games"):
         SelfPlayConfig(games=0)
+
+
+def test_shards_without_model_tags_still_load(tmp_path, output):
+    output.samples.save(tmp_path / "old.pt")
+    assert searched_by(tmp_path / "old.pt") is None
+    assert len(Samples.load(tmp_path / "old.pt")) == len(output.samples)

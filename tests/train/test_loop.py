@@ -16,6 +16,7 @@ from razzle.game import Rules
 from razzle.metric_names import CANONICAL_METRICS, ITERATION_METRICS
 from razzle.model.io import load_model_file
 from razzle.search import SearchConfig
+from razzle.search.streams import game_seeds
 from razzle.selfplay.games import SelfPlayConfig
 from razzle.selfplay.replay import ReplayStore
 from razzle.train.data import SampleDataModule
@@ -95,6 +96,21 @@ def assert_complete(run: Path, iterations: int = 2, epochs_per_iteration: int = 
     assert total == iterations and sorted(entry["iteration"] for entry in entries) == numbers
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["epoch"] == iterations * epochs_per_iteration - 1
+    assert_every_game_once(run)
+
+
+def assert_every_game_once(run: Path) -> None:
+    """The self-play stream's games, each returned by one iteration or still in flight at
+    the end, never twice and never lost (a resumed run plays the ones in flight again);
+    every iteration returns the same number of finished games."""
+    store = ReplayStore(run / "replay")
+    returned = [[r.headers["Seed"] for r in store.records(i)] for i in store.iterations()]
+    assert len({len(seeds) for seeds in returned}) == 1
+    seeds = [seed for iteration in returned for seed in iteration]
+    (saved,) = store.sessions(store.iterations()[-1])
+    in_flight = game_seeds(saved["seed"], torch.tensor(saved["restart"], dtype=torch.long)).tolist()
+    stream = game_seeds(saved["seed"], torch.arange(saved["next_game"])).tolist()
+    assert sorted(seeds + [str(seed) for seed in in_flight]) == sorted(str(seed) for seed in stream)
 
 
 def test_a_run_reports_every_iteration_once_with_every_name(tmp_path):
