@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--raw-batch-sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network")
     parser.add_argument(
         "--games", type=int, default=64, help="games of the games/s figure (0: skip it; it takes minutes on a CPU)"
@@ -69,7 +72,7 @@ def games_per_s(evaluator, search: SearchConfig, games: int, rules: Rules, devic
 
 def run(args) -> dict:
     device = torch.device(args.device)
-    config = SearchConfig(simulations=args.simulations)
+    config = SearchConfig(simulations=args.simulations, compile=args.compile)
     positions = midgame_positions(args.batch, device, seed=2)
     figures: dict = {"threads": torch.get_num_threads(), "batch": args.batch, "simulations": args.simulations}
     if args.games:

@@ -272,7 +272,7 @@ class SelfPlaySession:
         result_of = torch.zeros(int(numbers.max()) + 1 if len(numbers) else 0, dtype=torch.float32)
         result_of[numbers] = torch.tensor([float(game.result) for game in finished])
         samples = searched.samples
-        samples.value = result_of[searched.game] * searched.sign
+        samples.value = (result_of[searched.game] * searched.sign).to(samples.value.device)
         seeds = game_seeds(self.seed, numbers).tolist()
         first = torch.full_like(result_of, 2**62, dtype=torch.long).scatter_reduce(0, searched.game, searched.model, "amin")
         last = torch.full_like(first, -1).scatter_reduce(0, searched.game, searched.model, "amax")
