@@ -265,7 +265,9 @@ class SelfPlaySession:
         finished = sorted(finished, key=lambda game: game.number)
         searched = _Searched.cat(self._searched)
         numbers = torch.tensor([game.number for game in finished], dtype=torch.long)
-        mine = torch.isin(searched.game, numbers)
+        returned = torch.zeros(int(torch.cat([searched.game, numbers]).max()) + 1, dtype=torch.bool)
+        returned[numbers] = True
+        mine = returned[searched.game]
         self._searched = [searched.select(~mine)]
         searched = searched.select(mine)
         searched = searched.select(torch.sort(searched.game, stable=True).indices)
