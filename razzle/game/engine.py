@@ -119,17 +119,17 @@ def derive_legal(state: State) -> None:
     mover = (slots != my_carrier) & ~(state.mid_chain | state.forced).unsqueeze(1)
     knight_ok = empty & mover.unsqueeze(2)
 
-    actions = torch.empty(B, NUM_SLOTS, dtype=torch.int64, device=state.device)
-    torch.add(_knight_planes(state.device), my_squares.unsqueeze(2), out=actions[:, :PASS_SLOT].view(B, -1, 8))
-    torch.add(_pass_planes(state.device), carrier_sq.unsqueeze(1), out=actions[:, PASS_SLOT:END_SLOT])
-    actions[:, END_SLOT] = END
-    state.actions = actions
-    legal = torch.empty(B, NUM_SLOTS, dtype=torch.bool, device=state.device)
-    legal[:, :PASS_SLOT] = knight_ok.view(B, -1)
-    legal[:, PASS_SLOT:END_SLOT] = pass_ok
-    legal[:, END_SLOT] = state.mid_chain
-    state.legal = legal
-    state.legal &= ~state.done.unsqueeze(1)
+    # Written as one concatenation (not into slices of one tensor), so that it compiles.
+    state.actions = torch.cat(
+        [
+            (_knight_planes(state.device) + my_squares.unsqueeze(2)).view(B, -1),
+            _pass_planes(state.device) + carrier_sq.unsqueeze(1),
+            torch.full_like(carrier_sq, END).unsqueeze(1),
+        ],
+        1,
+    )
+    legal = torch.cat([knight_ok.view(B, -1), pass_ok, state.mid_chain.unsqueeze(1)], 1)
+    state.legal = legal & ~state.done.unsqueeze(1)
 
 
 @lru_cache(maxsize=None)

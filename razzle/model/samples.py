@@ -22,6 +22,10 @@ reads a directory of shards. Shards store planes and policy as float16, which ha
 their size: exact for every plane but the turn-limit fraction (off by < 3e-4), and
 within 1e-3 relative for visit fractions; far below what training can resolve.
 
+Self-play shards also hold, beside the samples, the model iteration that searched each
+one (`searched_by`): a game carried over from one iteration to the next has samples of
+both models. Older shards have no tags; readers of samples never need them.
+
 Shards written before search values were recorded lack ``search_value``. They load with
 the outcome in its place, which the outcome target never reads; a caller whose target
 reads q (`loss.value_target=mix`) asks for it and gets a `SampleFileError` naming the
@@ -91,8 +95,9 @@ class Samples:
             policy = torch.where(where.unsqueeze(1), policy, self.policy)
         return replace(self, planes=planes, legal=legal, policy=policy)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write one shard atomically (a reader never sees half a file)."""
+    def save(self, path: str | os.PathLike, searched_by: torch.Tensor | None = None) -> Path:
+        """Write one shard atomically (a reader never sees half a file); `searched_by` [N]
+        tags each sample with the model that searched it (see `searched_by`)."""
         tensors = {f.name: getattr(self, f.name).detach().cpu() for f in fields(self)}
         stored = {name: t.to(_STORED_AS.get(name, t.dtype)) for name, t in tensors.items()}
         payload = {
@@ -101,6 +106,10 @@ class Samples:
             "encoding_version": ENCODING_VERSION,
             "samples": stored,
         }
+        if searched_by is not None:
+            if searched_by.shape != (len(self),):
+                raise ValueError(f"searched_by must have shape [{len(self)}], got {list(searched_by.shape)}")
+            payload["searched_by"] = searched_by.detach().cpu().long()
         return atomic_save(payload, path)
 
     @classmethod
@@ -124,6 +133,15 @@ class Samples:
         if any(getattr(samples, name).shape[0] != len(samples) for name in names):
             raise SampleFileError(f"{path} has sample fields of different lengths")
         return samples
+
+
+def searched_by(path: str | os.PathLike) -> torch.Tensor | None:
+    """[N] the model (self-play iteration) that searched each sample of a shard, or None
+    for a shard written without the tags. The tags sit beside the samples in the payload,
+    so readers that do not know them load the shard as before."""
+    path = Path(path)
+    tags = read_payload(path, SHARD_FORMAT, "sample shard", SampleFileError).get("searched_by")
+    return tags if isinstance(tags, torch.Tensor) else None
 
 
 def shard_paths(directory: str | os.PathLike) -> list[Path]:

@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
         "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op thread counts to try"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -94,7 +97,7 @@ def search_throughput(
 
 def run(args) -> dict:
     device = torch.device(args.device)
-    config = SearchConfig(simulations=args.simulations)
+    config = SearchConfig(simulations=args.simulations, compile=args.compile)
     thread_counts = args.threads
     previous_threads = torch.get_num_threads()
     figures: dict = {"simulations": args.simulations, "target_sims_per_s": TARGET_SIMS_PER_S}

@@ -17,6 +17,10 @@ class SearchConfig:
     dirichlet_alpha, dirichlet_epsilon: root noise mixed into the prior when a search asks
         for it (self-play only): prior = (1 - epsilon) * prior + epsilon * Dirichlet(alpha).
     pv_length: moves of the principal variation reported for display.
+    compile: run each simulation in fixed shapes (no data-dependent shape, one host read
+        per simulation) with its pieces compiled by torch.compile; the same visits as the
+        eager path. Off by default: on a CPU the compiled pieces are slower than eager
+        (README, performance) and take about a minute to compile.
     """
 
     simulations: int = 64
@@ -25,6 +29,7 @@ class SearchConfig:
     dirichlet_alpha: float = 0.3
     dirichlet_epsilon: float = 0.25
     pv_length: int = 8
+    compile: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -34,6 +39,7 @@ class SearchConfig:
             "dirichlet_alpha": _is_number(self.dirichlet_alpha) and self.dirichlet_alpha > 0,
             "dirichlet_epsilon": _is_number(self.dirichlet_epsilon) and 0 <= self.dirichlet_epsilon <= 1,
             "pv_length": _is_int(self.pv_length) and self.pv_length >= 0,
+            "compile": isinstance(self.compile, bool),
         }
         expected = {
             "simulations": "a positive integer",
@@ -42,6 +48,7 @@ class SearchConfig:
             "dirichlet_alpha": "a positive number",
             "dirichlet_epsilon": "a number in [0, 1]",
             "pv_length": "an integer >= 0",
+            "compile": "true or false",
         }
         for name, ok in checks.items():
             if not ok:

@@ -98,9 +98,12 @@ def _slot_prior(logits: torch.Tensor, state: State) -> torch.Tensor:
 class MCTS:
     """PUCT over many games at once: `MCTS(evaluator, config).search(state, seeds)`."""
 
-    def __init__(self, evaluator: Evaluator, config: SearchConfig | None = None):
+    def __init__(self, evaluator: Evaluator, config: SearchConfig | None = None, fixed_shape: bool = False):
+        """fixed_shape: run the fixed-shape simulation of `config.compile` without
+        compiling it (for debugging it; `config.compile` implies it)."""
         self.evaluator = evaluator
         self.config = config or SearchConfig()
+        self.fixed_shape = fixed_shape or self.config.compile
 
     @torch.no_grad()
     def search(self, state: State, seeds: torch.Tensor | None = None, root_noise: bool = False) -> SearchResult:
@@ -132,12 +135,16 @@ class SearchRun:
     def __init__(self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool):
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
+        self.fixed_shape = mcts.fixed_shape
         self.seeds = seeds
         self.tree = tree = Tree(root, config.simulations + 1)
         self.active = ~root.done
         self.next_free = torch.ones_like(seeds)
         self.simulations_done = 0
-        self.evaluations = int(self.active.sum())  # positions whose evaluation was used
+        self._evaluated = int(self.active.sum())  # positions whose evaluation was used
+        self._evaluated_on_device = torch.zeros((), dtype=torch.long, device=seeds.device)
+        self.height = 0  # of the tree: the deepest node's depth (the fixed-shape descent)
+        self._steps: _FixedSteps | None = None
         # Turn-start keys of the game so far (entries past the root's turn ignored).
         turns = torch.arange(root.history.shape[1], device=root.device)
         self.root_history = torch.where(turns <= root.turn.unsqueeze(1), root.history, -1)
@@ -163,6 +170,11 @@ class SearchRun:
         tree.stats[rows, VISITS] = 1.0
         tree.stats[rows, VALUE_SUM] = leaf_value
 
+    @property
+    def evaluations(self) -> int:
+        """Positions whose evaluation the search used (roots included)."""
+        return self._evaluated + int(self._evaluated_on_device)
+
     def _scaled(self, prior: torch.Tensor, legal: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
         """The stored prior: c_puct * prior with a tiny per-game pseudo-random jitter (it
         breaks ties between equal children reproducibly), -inf at illegal slots."""
@@ -174,6 +186,9 @@ class SearchRun:
         if self.simulations_done == self.config.simulations:
             raise RuntimeError(f"the tree holds {self.config.simulations} simulations; this search is complete")
         self.simulations_done += 1
+        if self.fixed_shape:
+            self._simulate_fixed()
+            return
         path, leaf, parent, slot, expand = self._descend()
         new_rows, value = self._expand(path, parent, slot, expand)
         tree = self.tree
@@ -181,6 +196,63 @@ class SearchRun:
         value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
         path = torch.cat([path, torch.where(expand, new_rows, tree.null).unsqueeze(1)], 1)
         self._backup(path, leaf, value)
+
+    def _simulate_fixed(self) -> None:
+        """One simulation in fixed shapes: every game takes part in every step, masked, so
+        there is no data-dependent shape; with `config.compile` the pieces run compiled.
+        The descent takes `height + 1` levels, the tree's height read once per simulation.
+        The same tree, visits and values as the eager path for the same seeds (with a
+        network, up to the float rounding of evaluating the whole batch every time)."""
+        tree, steps = self.tree, self._fixed_pieces()
+        B = tree.batch_size
+        path = self._path
+        path.copy_(tree.null.unsqueeze(1).expand_as(path))
+        path[:, 0] = torch.where(self.active, tree.base, tree.null)
+        cur, going = tree.base, self.active
+        leaf, parent = tree.base.clone(), tree.sink
+        slot, levels = torch.zeros_like(leaf), torch.zeros_like(leaf)
+        expand = torch.zeros_like(self.active)
+        for level in range(self.height + 1):
+            cur, going, leaf, parent, slot, expand, levels = steps.walk(
+                tree.child, tree.stats, tree.prior, tree.terminal, tree.null, cur, going, leaf, parent, slot,
+                expand, levels, path, self._columns[level + 1 : level + 2], self.config.fpu_reduction,
+            )
+        child, mover, key, needed = steps.prepare(self, path, parent, slot, expand)
+        logits, value = self.evaluator(child)
+        self._evaluated_on_device += needed.sum()
+        steps.create(self, path, leaf, parent, slot, expand, child, mover, key, logits, value.float())
+        self.height = max(self.height, int(torch.where(expand, levels, 0).max()) if B else 0)
+
+    def _fixed_pieces(self) -> _FixedSteps:
+        if self._steps is None:
+            self._steps = _fixed_steps(self.config.compile)
+            self._path = torch.empty(self.tree.batch_size, self.config.simulations + 2, dtype=torch.long,
+                                     device=self.seeds.device)
+            self._columns = torch.arange(self.config.simulations + 2, device=self.seeds.device)
+        return self._steps
+
+    def _prepare_fixed(self, path, parent, slot, expand):
+        """The leaves to evaluate: step the chosen slots and settle repetition."""
+        tree = self.tree
+        before = tree.position(torch.where(expand, parent, tree.base))
+        before.done = before.done | ~expand
+        action = before.actions.gather(1, slot.unsqueeze(1)).squeeze(1)
+        child = step(before, action)
+        key, occurrences = self._repetition(path, before, child, expand)
+        shown = torch.arange(3, device=key.device) < occurrences.clamp(max=3).unsqueeze(1)
+        child.history = torch.where(shown, key.unsqueeze(1), -1)
+        return child, before.to_move, key, expand & ~child.done
+
+    def _create_fixed(self, path, leaf, parent, slot, expand, child, mover, key, logits, value):
+        """Create the new nodes from the evaluation and back the values up."""
+        tree = self.tree
+        prior = _slot_prior(logits, child)
+        value = torch.where(child.done, terminal_value(child), value)
+        new_rows = self._write_nodes(parent, slot, expand, child, mover, key, prior, value)
+        leaf = torch.where(expand, new_rows, leaf)
+        value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
+        full = torch.cat([path, torch.where(expand, new_rows, tree.null).unsqueeze(1)], 1)
+        self._backup(full, leaf, value)
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
@@ -234,34 +306,43 @@ class SearchRun:
         before.done = before.done | ~expand
         action = before.actions.gather(1, slot.unsqueeze(1)).squeeze(1)
         child = step(before, action)
-        turn_over = expand & (child.turn != before.turn)
+        key, occurrences = self._repetition(path, before, child, expand)
+        prior, value = self._evaluate(child, key, occurrences, expand & ~child.done)
+        value = torch.where(child.done, terminal_value(child), value)
+        return self._write_nodes(parent, slot, expand, child, before.to_move, key, prior, value), value
 
+    def _repetition(self, path, before: State, child: State, expand):
+        """The new leaves' turn-start keys and occurrence counts; a third occurrence ends
+        the leaf's game (in place on `child`)."""
+        turn_over = expand & (child.turn != before.turn)
         # With a one-column history, `step` records the new turn-start key in column 0.
         key = torch.where(turn_over, child.history[:, 0], -1)
         earlier = (self.root_history == key.unsqueeze(1)).sum(1)
-        on_path = tree.key.index_select(0, path[:, 1:].reshape(-1)).view(len(key), -1)
+        on_path = self.tree.key.index_select(0, path[:, 1:].reshape(-1)).view(len(key), -1)
         occurrences = torch.where(turn_over, earlier + (on_path == key.unsqueeze(1)).sum(1) + 1, 0)
         if child.rules.repetition_draw:
             child.done = child.done | (turn_over & (occurrences >= 3))
             child.legal = child.legal & ~child.done.unsqueeze(1)
+        return key, occurrences
 
-        prior, value = self._evaluate(child, key, occurrences, expand & ~child.done)
-        value = torch.where(child.done, terminal_value(child), value)
+    def _write_nodes(self, parent, slot, expand, child: State, mover, key, prior, value) -> torch.Tensor:
+        """The new node of each expanding game (the others write to their SINK); its rows."""
+        tree = self.tree
         nodes = self.next_free
         rows = torch.where(expand, tree.base + nodes, tree.sink)
         self.next_free = nodes + expand.long()
         tree.write(
             rows,
             child,
-            mover=before.to_move,
-            own_sign=torch.where(child.to_move == before.to_move, 1.0, -1.0),
+            mover=mover,
+            own_sign=torch.where(child.to_move == mover, 1.0, -1.0),
             leaf_value=value,
             prior=self._scaled(prior, child.legal, nodes),
             key=key,
         )
         edge = torch.where(expand, parent * NUM_SLOTS + slot, tree.sink * NUM_SLOTS)
         tree.child.view(-1).index_copy_(0, edge, rows)
-        return rows, value
+        return rows
 
     def _evaluate(self, leaves: State, key, occurrences, needed):
         """Prior [B, 49] and value [B] of the leaves that need the evaluator (one call).
@@ -274,7 +355,7 @@ class SearchRun:
         shown = torch.arange(3, device=key.device) < occurrences.clamp(max=3).unsqueeze(1)
         leaves.history = torch.where(shown, key.unsqueeze(1), -1)
         count = int(needed.sum())
-        self.evaluations += count
+        self._evaluated += count
         if count >= FULL_BATCH_FRACTION * B:
             logits, value = self.evaluator(leaves)
             return _slot_prior(logits, leaves), value.float()
@@ -331,3 +412,48 @@ class SearchRun:
         if not line:
             return torch.empty(tree.batch_size, 0, dtype=torch.int64, device=cur.device)
         return torch.stack(line, 1)
+
+
+def _walk_level(child, stats, prior, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, column, fpu):
+    """One level of the fixed-shape descent for every game (those no longer descending
+    keep their values): the PUCT choice at `cur`, and the path's entry at `column`."""
+    children = child.index_select(0, cur)
+    own = stats.index_select(0, cur)
+    below = stats.index_select(0, children.view(-1)).view(len(cur), NUM_SLOTS, 3)
+    n, w = below[..., VISITS], below[..., VALUE_SUM]
+    parent_n = own[:, VISITS : VISITS + 1]
+    own_value = own[:, VALUE_SUM : VALUE_SUM + 1] * own[:, OWN_SIGN : OWN_SIGN + 1] / parent_n
+    q = torch.where(n > 0, w / n.clamp(min=1), own_value - fpu)
+    choice = (q + prior.index_select(0, cur) * (parent_n.sqrt() / (1 + n))).argmax(1)
+    nxt = children.gather(1, choice.unsqueeze(1)).squeeze(1)
+    fresh = nxt == null
+    moved_to = torch.where(fresh, cur, nxt)
+    path.index_copy_(1, column, torch.where(going & ~fresh, nxt, null).unsqueeze(1))
+    parent = torch.where(going, cur, parent)
+    slot = torch.where(going, choice, slot)
+    expand = torch.where(going, fresh, expand)
+    leaf = torch.where(going, moved_to, leaf)
+    levels = levels + going.long()
+    going = going & ~fresh & ~terminal.index_select(0, moved_to)
+    return torch.where(going, moved_to, cur), going, leaf, parent, slot, expand, levels
+
+
+@dataclass(frozen=True)
+class _FixedSteps:
+    walk: object
+    prepare: object
+    create: object
+
+
+_FIXED_STEPS: dict[bool, _FixedSteps] = {}
+
+
+def _fixed_steps(compiled: bool) -> _FixedSteps:
+    """The pieces of a fixed-shape simulation, compiled or not, made once per process
+    (every search shares torch.compile's cache)."""
+    if compiled not in _FIXED_STEPS:
+        pieces = (_walk_level, SearchRun._prepare_fixed, SearchRun._create_fixed)
+        if compiled:
+            pieces = tuple(torch.compile(piece, fullgraph=True, dynamic=False) for piece in pieces)
+        _FIXED_STEPS[compiled] = _FixedSteps(*pieces)
+    return _FIXED_STEPS[compiled]

@@ -14,15 +14,20 @@ from razzle.search.streams import draw_seeds
 
 
 def choose_actions(
-    result: SearchResult, temperature: float = 0.0, generator: torch.Generator | None = None
+    result: SearchResult,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """[B] action ids: the most visited root child at temperature 0 (ties broken at
     random), else a sample with probability proportional to visits ** (1 / temperature).
-    Finished games get END, as `random_actions` gives them."""
+    Finished games get END, as `random_actions` gives them. The randomness is `noise`
+    ([B, 49] uniforms in [0, 1)) when given, else drawn from `generator`."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     visits = result.visits
-    noise = torch.rand(visits.shape, generator=generator, device=visits.device)
+    if noise is None:
+        noise = torch.rand(visits.shape, generator=generator, device=visits.device)
     if temperature == 0:
         most = visits == visits.amax(1, keepdim=True)
         slot = torch.where(most & result.legal, noise + 1, 0.0).argmax(1)

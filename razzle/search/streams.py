@@ -70,3 +70,23 @@ def check_seeds(seeds: torch.Tensor, batch_size: int) -> torch.Tensor:
 def draw_seeds(batch_size: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
     """Fresh per-game seeds from a torch generator (self-play, matches)."""
     return torch.randint(0, SEED_LIMIT, (batch_size,), generator=generator).to(device)
+
+
+def game_seeds(seed: int, games: torch.Tensor) -> torch.Tensor:
+    """[n] the seed of each numbered game of a self-play stream seeded with `seed`: a game's
+    randomness follows from its number alone, whichever batch slot it is played in."""
+    base = _mix(torch.full_like(games, seed & (SEED_LIMIT - 1)) + _MIX1)
+    return _mix(base + (games + 1) * _GOLDEN) & (SEED_LIMIT - 1)
+
+
+def move_seeds(seeds: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+    """[n] the search seed of move `moves[i]` of the game seeded `seeds[i]`."""
+    return _mix(_mix(seeds + _MIX2) + (moves + 1) * _GOLDEN) & (SEED_LIMIT - 1)
+
+
+def uniforms(seeds: torch.Tensor, count: int) -> torch.Tensor:
+    """[n, count] float32 in [0, 1), 24 random bits each, a counter-based stream per seed
+    (the move choice of self-play, independent of the batch like the search's own)."""
+    counters = torch.arange(1, count + 1, device=seeds.device) * _GOLDEN
+    bits = _shift_right(_mix((seeds.unsqueeze(1) ^ _MIX1) + counters), 40)
+    return bits.float() / float(1 << 24)

@@ -146,12 +146,20 @@ def play_shard(
     progress: bool = False,
     on_game: Callable[[int], None] | None = None,
 ) -> SelfPlayOutput:
-    """The shard's games; each record is tagged with the iteration it belongs to and the
-    iteration of the model that played it."""
+    """The shard's games; each record is tagged with the iteration it belongs to and (as
+    `Models`, like its samples) the iteration of the model that played it."""
     games = replace(config, games=shard.games, parallel=min(config.parallel, shard.games))
-    headers = {"Iteration": str(shard.iteration), "Model": str(model_iteration)}
+    headers = {"Iteration": str(shard.iteration)}
     return play_games(
-        evaluator, search, games, rules, seed=shard.seed, progress=progress, headers=headers, on_game=on_game
+        evaluator,
+        search,
+        games,
+        rules,
+        seed=shard.seed,
+        progress=progress,
+        headers=headers,
+        on_game=on_game,
+        model=model_iteration,
     )
 
 

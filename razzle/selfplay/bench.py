@@ -1,5 +1,10 @@
-"""`razzle bench selfplay`: how much of self-play is the network, and raw search speed.
+"""`razzle bench selfplay`: self-play games/s, how much of self-play is the network, and raw
+search speed.
 
+games/s: the default self-play configuration (tiny network, 64 simulations, 64 games in
+a batch of 64), played as one self-contained batch (`play_games`: the batch drains at the
+end, as every iteration did before sessions) and as the training loop plays it now (a
+`SelfPlaySession` in steady state: unfinished games carry over, the batch stays full).
 search overhead = self-play network evaluations/s / the bare network's forward
 positions/s at the same batch (1.0: the search costs nothing beside the network).
 Raw search speed uses a uniform evaluator, so it measures the tree and the rules alone.
@@ -12,10 +17,12 @@ import time
 import torch
 
 from razzle.game.bench import midgame_positions
+from razzle.game.rules import Rules
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.network import RazzleNet
 from razzle.search import SearchConfig, UniformEvaluator
 from razzle.search.bench import search_throughput
+from razzle.selfplay.games import SelfPlayConfig, SelfPlaySession, play_games
 
 
 def add_arguments(parser) -> None:
@@ -25,7 +32,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--raw-batch-sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network")
+    parser.add_argument(
+        "--games", type=int, default=64, help="games of the games/s figure (0: skip it; it takes minutes on a CPU)"
+    )
+    parser.add_argument("--games-model", default="tiny", help="network size of the games/s figure")
+    parser.add_argument("--max-turns", type=int, default=Rules().max_turns, help="rules of the games/s figure")
 
 
 def forward_positions_per_s(evaluator: NetworkEvaluator, positions, seconds: float) -> float:
@@ -39,11 +54,39 @@ def forward_positions_per_s(evaluator: NetworkEvaluator, positions, seconds: flo
     return calls * positions.batch_size / (time.perf_counter() - started)
 
 
+def games_per_s(evaluator, search: SearchConfig, games: int, rules: Rules, device: torch.device) -> dict:
+    """games/s of one self-contained batch of `games` (it drains at the end) and of a
+    session's second call of `games` (its first fills the pipeline of carried-over games)."""
+    config = SelfPlayConfig(games=games, parallel=games)
+    alone = play_games(evaluator, search, config, rules, device, seed=0, progress=False)
+    session = SelfPlaySession(search, config, rules, device, seed=1)
+    session.play(evaluator, games, progress=False)
+    steady = session.play(evaluator, games, progress=False)
+    return {
+        "games_per_s_batch": alone.stats["selfplay_games_per_s"],
+        "games_per_s_session": steady.stats["selfplay_games_per_s"],
+        "evals_per_s_batch": alone.stats["selfplay_evals_per_s"],
+        "evals_per_s_session": steady.stats["selfplay_evals_per_s"],
+    }
+
+
 def run(args) -> dict:
     device = torch.device(args.device)
-    config = SearchConfig(simulations=args.simulations)
+    config = SearchConfig(simulations=args.simulations, compile=args.compile)
     positions = midgame_positions(args.batch, device, seed=2)
     figures: dict = {"threads": torch.get_num_threads(), "batch": args.batch, "simulations": args.simulations}
+    if args.games:
+        torch.manual_seed(0)
+        evaluator = NetworkEvaluator(RazzleNet.of_size(args.games_model), device, bf16=args.bf16)
+        measured = games_per_s(evaluator, config, args.games, Rules(max_turns=args.max_turns), device)
+        figures.update({f"{args.games_model}_{name}": round(value, 4) for name, value in measured.items()})
+        gain = measured["games_per_s_session"] / measured["games_per_s_batch"]
+        figures["session_vs_batch_games_per_s"] = round(gain, 3)
+        print(
+            f"self-play, {args.games_model}, {args.simulations} simulations, {args.games} games: "
+            f"{measured['games_per_s_batch']:.3f} games/s as one draining batch, "
+            f"{measured['games_per_s_session']:.3f} games/s in a session ({gain:.2f}x)"
+        )
     for size in args.models:
         evaluator = NetworkEvaluator(RazzleNet.of_size(size), device, bf16=args.bf16)
         bare = forward_positions_per_s(evaluator, positions, args.seconds)

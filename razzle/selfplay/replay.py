@@ -46,7 +46,7 @@ class ReplayStore:
         """Store an iteration; an existing folder of the same number is replaced whole."""
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
-            output.samples.save(staging / "samples.pt")
+            output.samples.save(staging / "samples.pt", searched_by=output.searched_by)
             records = "\n".join(record.to_text() for record in output.records)
             (staging / "games.txt").write_text(records)
             stats = {"iteration": iteration, "positions": len(output.samples), **output.stats}

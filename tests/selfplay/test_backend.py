@@ -50,7 +50,9 @@ def test_one_shard_is_the_whole_batch_as_play_games_plays_it(network):
     direct = play_games(NetworkEvaluator(network), SEARCH, GAMES, RULES, seed=shard.seed, progress=False)
     assert same_samples(played.outputs[0].samples, direct.samples)
     assert [r.actions for r in played.outputs[0].records] == [r.actions for r in direct.records]
-    assert played.outputs[0].records[0].headers == {"Iteration": "2", "Model": "2", "Game": "1"}
+    headers = played.outputs[0].records[0].headers
+    assert headers == {"Iteration": "2", "Game": "1", "Seed": headers["Seed"], "Models": "2"}
+    assert played.outputs[0].searched_by.unique().tolist() == [2]
 
 
 def test_a_shard_plays_the_same_games_alone_or_among_others(network):

@@ -123,11 +123,11 @@ def test_async_mode_drops_stale_games_and_counts_them():
     finally:
         actors.close()
     assert first.stale_games_dropped == 0
-    assert {r.headers["Model"] for o in first.outputs.values() for r in o.records} == {"0"}
+    assert {r.headers["Models"] for o in first.outputs.values() for r in o.records} == {"0"}
     # Every game taken for iteration 1 was played by iteration 1's network; the older ones
     # (at least the buffered shard) were dropped and counted, in whole shards.
     kept = merge_played([second])
-    assert {r.headers["Model"] for r in kept.records} == {"1"}
+    assert {r.headers["Models"] for r in kept.records} == {"1"}
     assert {r.headers["Iteration"] for r in kept.records} == {"1"}
     assert len(kept.records) == GAMES.games
     assert second.stale_games_dropped >= 2 and second.stale_games_dropped % 2 == 0

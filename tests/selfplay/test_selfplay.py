@@ -8,9 +8,9 @@ import torch
 from razzle.game import Rules
 from razzle.game.actions import NUM_ACTIONS
 from razzle.game.engine import initial_state
-from razzle.model.samples import Samples
+from razzle.model.samples import Samples, searched_by
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
-from razzle.search.streams import draw_seeds
+from razzle.search.streams import game_seeds, move_seeds
 from razzle.selfplay.games import SelfPlayConfig, merge_outputs, play_games
 from razzle.selfplay.replay import ReplayStore
 
@@ -59,11 +59,12 @@ def test_search_values_are_the_roots_values_from_the_side_to_move():
     evaluator = FavoursPlayerOne()
     search, config = SearchConfig(simulations=6), SelfPlayConfig(games=3, parallel=3)
     output = play_games(evaluator, search, config, RULES, seed=4, progress=False)
-    # The first searched positions are the three starts, searched with the first seeds drawn.
-    seeds = draw_seeds(3, torch.Generator().manual_seed(4))
+    # Samples go game by game: each game's first is its start, searched with its first move's seed.
+    seeds = move_seeds(game_seeds(4, torch.arange(3)), torch.zeros(3, dtype=torch.long))
     expected = MCTS(evaluator, search).search(initial_state(3, RULES), seeds, root_noise=True).root_value
     assert expected.abs().max() > 0.01
-    assert torch.allclose(output.samples.search_value[:3], expected)
+    firsts = torch.tensor([0] + [len(record.actions) for record in output.records[:2]]).cumsum(0)
+    assert torch.allclose(output.samples.search_value[firsts], expected)
     assert bool((output.samples.search_value.abs() <= 1).all())
 
 
@@ -112,6 +113,7 @@ def test_replay_store_round_trip(tmp_path, output):
         store.write(iteration, output)
     assert store.iterations() == [0, 1, 2]
     assert len(Samples.load(store.folder(1) / "samples.pt")) == len(output.samples)
+    assert torch.equal(searched_by(store.folder(1) / "samples.pt"), output.searched_by)
     assert [r.actions for r in store.records(2)] == [r.actions for r in output.records]
     store.remove(2)
     assert store.iterations() == [0, 1]
@@ -140,3 +142,9 @@ def test_leftover_staging_folders_are_cleared(tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="selfplay.games"):
         SelfPlayConfig(games=0)
+
+
+def test_shards_without_model_tags_still_load(tmp_path, output):
+    output.samples.save(tmp_path / "old.pt")
+    assert searched_by(tmp_path / "old.pt") is None
+    assert len(Samples.load(tmp_path / "old.pt")) == len(output.samples)

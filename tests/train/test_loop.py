@@ -95,6 +95,17 @@ def assert_complete(run: Path, iterations: int = 2, epochs_per_iteration: int = 
     assert total == iterations and sorted(entry["iteration"] for entry in entries) == numbers
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["epoch"] == iterations * epochs_per_iteration - 1
+    assert_every_game_once(run)
+
+
+def assert_every_game_once(run: Path) -> None:
+    """Every game of the run, stored once (no seed twice), and every iteration the same
+    number of finished games."""
+    store = ReplayStore(run / "replay")
+    returned = [[r.headers["Seed"] for r in store.records(i)] for i in store.iterations()]
+    assert len({len(seeds) for seeds in returned}) == 1
+    seeds = [seed for iteration in returned for seed in iteration]
+    assert len(seeds) == len(set(seeds))
 
 
 def test_a_run_reports_every_iteration_once_with_every_name(tmp_path):

@@ -109,7 +109,7 @@ def test_an_async_ray_run_keeps_only_games_of_fresh_networks(tmp_path):
         records = store.records(iteration)
         assert len(records) == 4
         # max_staleness=0: every game kept was played by the iteration's own network
-        assert {(r.headers["Iteration"], r.headers["Model"]) for r in records} == {(str(iteration), str(iteration))}
+        assert {(r.headers["Iteration"], r.headers["Models"]) for r in records} == {(str(iteration), str(iteration))}
     rows = [row for row in metric_rows(run) if row.get("iteration")]
     dropped = [float(row["selfplay_stale_games_dropped"]) for row in rows]
     assert len(rows) == 3 and dropped[0] == 0.0 and all(d >= 0 and d % 2 == 0 for d in dropped)

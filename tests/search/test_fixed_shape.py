@@ -1,0 +1,73 @@
+"""The fixed-shape simulation (`search.compile`) builds the same tree as the eager one."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from razzle.game.bench import midgame_positions
+from razzle.model.network import RazzleNet
+from razzle.model.evaluator import NetworkEvaluator
+from razzle.search import MCTS, SearchConfig, UniformEvaluator
+
+FIELDS = ("visits", "q", "root_value", "pv", "prior", "network_value")
+
+
+def _positions(batch: int):
+    positions = midgame_positions(batch, torch.device("cpu"), seed=6)
+    positions.done[1] = True  # a finished game in the batch searches nothing
+    return positions
+
+
+def _search(mcts: MCTS, positions, seeds):
+    run = mcts.start(positions, seeds, root_noise=True)
+    for _ in range(mcts.config.simulations):
+        run.simulate()
+    return run.result(), run
+
+
+def test_fixed_shape_search_agrees_exactly_with_the_eager_one():
+    config = SearchConfig(simulations=24)
+    positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 7919
+    eager, eager_run = _search(MCTS(UniformEvaluator(), config), positions, seeds)
+    fixed, fixed_run = _search(MCTS(UniformEvaluator(), config, fixed_shape=True), positions, seeds)
+    for name in FIELDS:
+        assert torch.equal(getattr(eager, name), getattr(fixed, name)), name
+    assert torch.equal(eager_run.tree.child, fixed_run.tree.child)
+    assert eager_run.evaluations == fixed_run.evaluations
+    assert fixed_run.height >= 2
+
+
+def test_fixed_shape_search_with_a_network_agrees_with_the_eager_one():
+    """The fixed shape evaluates every leaf of the batch, so rounding may differ in the
+    last bits; the search's choices do not."""
+    torch.manual_seed(0)
+    evaluator = NetworkEvaluator(RazzleNet.of_size("tiny"))
+    config = SearchConfig(simulations=12)
+    positions, seeds = _positions(6), torch.arange(6, dtype=torch.int64) + 3
+    eager, _ = _search(MCTS(evaluator, config), positions, seeds)
+    fixed, _ = _search(MCTS(evaluator, config, fixed_shape=True), positions, seeds)
+    assert torch.equal(eager.visits, fixed.visits)
+    assert torch.allclose(eager.root_value, fixed.root_value, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_search_agrees_exactly_with_the_eager_one():
+    """torch.compile(fullgraph=True) of the pieces: minutes of compilation on a CPU."""
+    config = SearchConfig(simulations=8)
+    positions, seeds = _positions(8), torch.arange(8, dtype=torch.int64) * 31
+    eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
+    compiled, _ = _search(MCTS(UniformEvaluator(), replace(config, compile=True)), positions, seeds)
+    for name in FIELDS:
+        assert torch.equal(getattr(eager, name), getattr(compiled, name)), name
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_gpu_search_gives_the_visits_of_eager_cpu_search():
+    config = SearchConfig(simulations=16)
+    positions, seeds = _positions(32), torch.arange(32, dtype=torch.int64) * 7
+    eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
+    gpu = MCTS(UniformEvaluator(), replace(config, compile=True))
+    compiled, _ = _search(gpu, positions.to("cuda"), seeds.cuda())
+    assert torch.equal(eager.visits, compiled.visits.cpu())
