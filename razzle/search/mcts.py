@@ -88,6 +88,13 @@ def terminal_value(state: State) -> torch.Tensor:
     return torch.where(state.winner < 0, 0.0, 2 * won - 1)
 
 
+def _condense_history(leaves: State, key: torch.Tensor, occurrences: torch.Tensor) -> None:
+    """The history the evaluator sees at a leaf: its turn-start key as often as it has
+    occurred, at most 3 times (see `Evaluator`); in place."""
+    shown = torch.arange(3, device=key.device) < occurrences.clamp(max=3).unsqueeze(1)
+    leaves.history = torch.where(shown, key.unsqueeze(1), -1)
+
+
 def _slot_prior(logits: torch.Tensor, state: State) -> torch.Tensor:
     """[B, 49] softmax of the logits over each position's legal slots (0 elsewhere; NaN
     for a position with no legal slot)."""
@@ -191,11 +198,7 @@ class SearchRun:
             return
         path, leaf, parent, slot, expand = self._descend()
         new_rows, value = self._expand(path, parent, slot, expand)
-        tree = self.tree
-        leaf = torch.where(expand, new_rows, leaf)
-        value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
-        path = torch.cat([path, torch.where(expand, new_rows, tree.null).unsqueeze(1)], 1)
-        self._backup(path, leaf, value)
+        self._back_up_leaves(path, leaf, expand, new_rows, value)
 
     def _simulate_fixed(self) -> None:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
@@ -233,26 +236,16 @@ class SearchRun:
 
     def _prepare_fixed(self, path, parent, slot, expand):
         """The leaves to evaluate: step the chosen slots and settle repetition."""
-        tree = self.tree
-        before = tree.position(torch.where(expand, parent, tree.base))
-        before.done = before.done | ~expand
-        action = before.actions.gather(1, slot.unsqueeze(1)).squeeze(1)
-        child = step(before, action)
-        key, occurrences = self._repetition(path, before, child, expand)
-        shown = torch.arange(3, device=key.device) < occurrences.clamp(max=3).unsqueeze(1)
-        child.history = torch.where(shown, key.unsqueeze(1), -1)
+        before, child, key, occurrences = self._step_leaves(path, parent, slot, expand)
+        _condense_history(child, key, occurrences)
         return child, before.to_move, key, expand & ~child.done
 
     def _create_fixed(self, path, leaf, parent, slot, expand, child, mover, key, logits, value):
         """Create the new nodes from the evaluation and back the values up."""
-        tree = self.tree
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)
         new_rows = self._write_nodes(parent, slot, expand, child, mover, key, prior, value)
-        leaf = torch.where(expand, new_rows, leaf)
-        value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
-        full = torch.cat([path, torch.where(expand, new_rows, tree.null).unsqueeze(1)], 1)
-        self._backup(full, leaf, value)
+        self._back_up_leaves(path, leaf, expand, new_rows, value)
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
@@ -301,15 +294,30 @@ class SearchRun:
 
     def _expand(self, path, parent, slot, expand):
         """Step the chosen slots, settle repetition, evaluate, and create the new nodes."""
+        before, child, key, occurrences = self._step_leaves(path, parent, slot, expand)
+        prior, value = self._evaluate(child, key, occurrences, expand & ~child.done)
+        value = torch.where(child.done, terminal_value(child), value)
+        return self._write_nodes(parent, slot, expand, child, before.to_move, key, prior, value), value
+
+    def _step_leaves(self, path, parent, slot, expand):
+        """Each expanding game's position before its chosen slot, the leaf it steps to,
+        and the leaf's turn-start key and occurrence count (repetition settled)."""
         tree = self.tree
         before = tree.position(torch.where(expand, parent, tree.base))
         before.done = before.done | ~expand
         action = before.actions.gather(1, slot.unsqueeze(1)).squeeze(1)
         child = step(before, action)
         key, occurrences = self._repetition(path, before, child, expand)
-        prior, value = self._evaluate(child, key, occurrences, expand & ~child.done)
-        value = torch.where(child.done, terminal_value(child), value)
-        return self._write_nodes(parent, slot, expand, child, before.to_move, key, prior, value), value
+        return before, child, key, occurrences
+
+    def _back_up_leaves(self, path, leaf, expand, new_rows, value) -> None:
+        """Back up each new node's value, or the stored value of a leaf not expanded (a
+        finished position), along its path extended by the new node."""
+        tree = self.tree
+        leaf = torch.where(expand, new_rows, leaf)
+        value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
+        full = torch.cat([path, torch.where(expand, new_rows, tree.null).unsqueeze(1)], 1)
+        self._backup(full, leaf, value)
 
     def _repetition(self, path, before: State, child: State, expand):
         """The new leaves' turn-start keys and occurrence counts; a third occurrence ends
@@ -352,8 +360,7 @@ class SearchRun:
         batch goes to the evaluator (a fixed shape, no gathering); when many are not,
         only those that need it do."""
         B = leaves.batch_size
-        shown = torch.arange(3, device=key.device) < occurrences.clamp(max=3).unsqueeze(1)
-        leaves.history = torch.where(shown, key.unsqueeze(1), -1)
+        _condense_history(leaves, key, occurrences)
         count = int(needed.sum())
         self._evaluated += count
         if count >= FULL_BATCH_FRACTION * B:
