@@ -16,7 +16,7 @@ import torch
 from razzle.game.actions import END, KNIGHT_PLANES, NUM_SQUARES
 from razzle.game.board import NO_SQUARE, PIECES_PER_SIDE, parse_square, tables
 from razzle.game.rules import Rules
-from razzle.game.state import END_SLOT, NUM_SLOTS, PASS_SLOT, State
+from razzle.game.state import NUM_SLOTS, State
 
 INITIAL_SQUARES = (
     [parse_square(s) for s in ("b1", "c1", "d1", "e1", "f1")],
