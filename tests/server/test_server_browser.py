@@ -164,9 +164,11 @@ def test_a_run_in_its_first_iteration_shows_active_and_its_progress(page, tmp_pa
         page.screenshot(path=SCREENSHOTS / "dashboard-progress.png")
 
 
-def test_the_infrastructure_tab_lists_a_runs_self_play_actors(page, tmp_path):
+@pytest.mark.parametrize("iterations_done", [1, 0], ids=["after-metrics", "before-the-first-metrics"])
+def test_the_infrastructure_tab_lists_a_runs_self_play_actors(page, tmp_path, iterations_done):
     store = MetricsStore(tmp_path / "actors.db")
-    store.record_metrics("ray-run", 0, {"games": 64.0, "selfplay_games_per_s": 1.5}, None, worker="trainer")
+    if iterations_done:
+        store.record_metrics("ray-run", 0, {"games": 64.0, "selfplay_games_per_s": 1.5}, None, worker="trainer")
     actors = [
         {"actor": 0, "node": "10.0.0.7", "state": "playing", "games": 40, "games_per_s": 0.8, "restarts": 0},
         {"actor": 1, "node": "10.0.0.8", "state": "restarting", "games": 24, "games_per_s": 0.7, "restarts": 2},
@@ -175,8 +177,8 @@ def test_the_infrastructure_tab_lists_a_runs_self_play_actors(page, tmp_path):
     with serve_in_thread(create_app(store)) as url:
         httpx.post(f"{url}/training/progress", json=report, timeout=30).raise_for_status()
         page.goto(f"{url}/dashboard#infrastructure")
-        page.wait_for_selector(".tables table")
         table = page.locator(".tables .card", has_text="Self-play actors")
+        table.locator("tbody tr", has_text="ray-run").first.wait_for()
         rows = [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
     assert rows == [
         ["ray-run", "0", "10.0.0.7", "playing", "40", "0.80", "0"],

@@ -438,6 +438,8 @@ function renderCharts() {
   $("tables").replaceChildren();
   const empty = state.entries.length === 0;
   $("empty").hidden = !empty;
+  // The actors, workers and models exist before the first iteration's metrics do.
+  if (TABS[state.tab].tables) renderTables();
   if (empty) return;
   const entries = visibleEntries();
   for (const spec of chartsOf(state.tab, entries)) {
@@ -452,7 +454,6 @@ function renderCharts() {
     byRun.size ? drawLines(plot, byRun) : noData(plot, name);
   }
   if (TABS[state.tab].reliability) reliabilityCard(entries);
-  if (TABS[state.tab].tables) renderTables();
 }
 
 // --- infrastructure tables ---------------------------------------------------------------
