@@ -26,7 +26,7 @@ and its most visited actions with their visit shares, most visited first::
     1. c1-b3 {v=+0.012 c1-b3 0.38, e1-d3 0.25, b1-a3 0.12}
     1... f8-g6 {v=-0.020 f8-g6 0.50, b8-c6 0.25}
     ...
-    3. d1-b3-f3 {v=+0.105 d1-b3 0.62, e1-f3 0.12} {v=+0.210 b3-f3 0.75, end 0.25} {v=+0.190 end 1.00}
+    3. d1-b3-f3 {v=+0.120 d1-b3 0.62, d1-f3 0.12} {v=+0.210 b3-f3 0.75, end 0.25} {v=+0.190 end 1.00}
 
 A pass chain's braces cover its passes and its implied ``end``; ``{}`` is an action
 without annotation. An annotated record writes one turn per line (``N...`` numbers the
