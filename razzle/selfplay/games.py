@@ -11,8 +11,8 @@ its number and the networks that searched it, whatever slot or batch it ran in.
 Every searched position becomes a training sample (`razzle.model.samples`, with the
 search's root value beside the game's outcome) tagged with the model that searched it;
 every finished game becomes a `GameRecord`, each action annotated with the search's root
-value and top moves before it (`razzle.selfplay.records`); the statistics count finished games only and
-use the canonical metric names. Outputs played apart (by the processes of a DDP run)
+value and top moves before it (`razzle.selfplay.records`); the statistics count finished
+games only and use the canonical metric names. Outputs played apart (by the processes of a DDP run)
 combine with `merge_outputs` into the output of one batch of games.
 """
 

@@ -70,15 +70,6 @@ def game_from_codes(codes: list[int]) -> tuple[list[str], int, tuple[str, ...]]:
     return texts, turns_with_pass, tuple(opening)
 
 
-def annotations_from_log(values: list[float], codes: list[list[int]], shares: list[list[float]]) -> list[Annotation]:
-    """A finished game's annotations, one per move, from its logged root values and top
-    moves (those never visited left out)."""
-    return [
-        Annotation(value, tuple((action_text(code), share) for code, share in zip(top, top_shares) if share > 0))
-        for value, top, top_shares in zip(values, codes, shares)
-    ]
-
-
 @dataclass
 class LoggedGame:
     """One slot's game as logged: per move its code, the root value of the search before
@@ -90,7 +81,11 @@ class LoggedGame:
     top_shares: list[list[float]]
 
     def annotations(self) -> list[Annotation]:
-        return annotations_from_log(self.values, self.top_codes, self.top_shares)
+        """One per move; top moves never visited are left out."""
+        return [
+            Annotation(value, tuple((action_text(code), share) for code, share in zip(codes, shares) if share > 0))
+            for value, codes, shares in zip(self.values, self.top_codes, self.top_shares)
+        ]
 
 
 class MoveLog:
@@ -110,8 +105,8 @@ class MoveLog:
         """The moves `codes` chosen in `slots` after the search `result` of their positions `state`."""
         if self.longest == self.codes.shape[1]:
             for name in ("codes", "values", "top_codes", "top_shares"):
-                column = getattr(self, name)
-                setattr(self, name, torch.cat([column, torch.zeros_like(column)], 1))
+                log = getattr(self, name)
+                setattr(self, name, torch.cat([log, torch.zeros_like(log)], 1))
         column = self.count[slots]
         top_codes, top_shares = top_moves(state, result)
         self.codes[slots, column] = codes

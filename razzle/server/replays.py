@@ -145,14 +145,14 @@ class GameList(BaseModel):
     games: list[GameSummary]
 
 
-class TopMove(BaseModel):
+class SearchedMove(BaseModel):
     move: str = Field(description="an atomic action, as in the record's annotations")
     share: float = Field(description="its share of the root's visits")
 
 
-class Search(BaseModel):
+class FrameSearch(BaseModel):
     value: float = Field(description="the search's root value, from the side to move's view")
-    top: list[TopMove] = Field(description="the most visited actions, most visited first")
+    top: list[SearchedMove] = Field(description="the most visited actions, most visited first")
     played: str = Field(description="the action the game played from this position")
 
 
@@ -168,10 +168,10 @@ class Frame(BaseModel):
     to_move: int
     is_terminal: bool
     winner: int | None
-    search: Search | None = Field(
+    search: FrameSearch | None = Field(
         None, description="what the search thought here before the next turn; null where not recorded"
     )
-    chain_searches: list[Search] = Field(
+    chain_searches: list[FrameSearch] = Field(
         default_factory=list, description="the searches inside the next turn's pass chain, after each pass"
     )
 

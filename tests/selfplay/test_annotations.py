@@ -12,7 +12,7 @@ from razzle.game.position import Position
 from razzle.search import MCTS, SearchConfig
 from razzle.search.streams import game_seeds, move_seeds
 from razzle.selfplay.games import SelfPlayConfig, play_games
-from razzle.selfplay.records import TOP_MOVES
+from razzle.selfplay.records import TOP_MOVES, MoveLog, move_codes
 
 RULES = Rules(max_turns=16)
 SEARCH = SearchConfig(simulations=16)
@@ -83,3 +83,17 @@ def test_annotated_records_round_trip_through_text(output):
         assert "{v=" in text
         again = GameRecord.from_text(text)
         assert again == record and again.to_text() == text
+
+
+def test_the_log_grows_past_its_capacity_keeping_every_column():
+    start = initial_state(2, RULES)
+    result = MCTS(Opinionated(), SEARCH).search(start, torch.arange(2), root_noise=True)
+    log = MoveLog(2, start.device, capacity=2)
+    slots = torch.arange(2)
+    for _ in range(5):
+        log.record(slots, move_codes(start, result.actions[:, 0]), start, result)
+    logged = log.game(1)
+    assert len(logged.codes) == len(logged.values) == len(logged.top_codes) == len(logged.top_shares) == 5
+    notes = logged.annotations()
+    assert notes[0] == notes[4] and notes[4].value == round(float(result.root_value[1]), 3)
+    assert log.codes.shape[1] == 8
