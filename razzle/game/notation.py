@@ -17,6 +17,20 @@ Header lines are ``[Key "value"]``; ``Result`` is ``1-0``, ``0-1``, ``1/2-1/2`` 
 (unfinished). Move text numbers each pair of turns; ``;`` starts a comment to the end of
 the line. Reading replays every action through the rules, so a record that does not
 parse or contains an illegal action is refused with the reason.
+
+Search annotations (optional, written by self-play): a turn token may be followed by one
+brace comment per atomic action of the turn, in order, each saying what the search
+thought in the position before that action: its root value from the side to move's view
+and its most visited actions with their visit shares, most visited first::
+
+    1. c1-b3 {v=+0.012 c1-b3 0.38, e1-d3 0.25, b1-a3 0.12}
+    1... f8-g6 {v=-0.020 f8-g6 0.50, b8-c6 0.25}
+    ...
+    3. d1-b3-f3 {v=+0.120 d1-b3 0.62, d1-f3 0.12} {v=+0.210 b3-f3 0.75, end 0.25} {v=+0.190 end 1.00}
+
+A pass chain's braces cover its passes and its implied ``end``; ``{}`` is an action
+without annotation. An annotated record writes one turn per line (``N...`` numbers the
+second turn of a pair, as in PGN).
 """
 
 from __future__ import annotations
@@ -30,7 +44,10 @@ from razzle.game.rules import Rules
 
 RESULTS = {1: "1-0", -1: "0-1", 0: "1/2-1/2"}
 _HEADER = re.compile(r'^\[(\w+)\s+"([^"]*)"\]$')
-_MOVE_NUMBER = re.compile(r"^\d+\.$")
+_MOVE_NUMBER = re.compile(r"^\d+\.(\.\.)?$")
+_WORD = re.compile(r"\{[^{}]*\}|[^\s{}]+|[{}]")  # a brace comment, a token, or a stray brace
+_ANNOTATION = re.compile(r"^v=([+-]\d+\.\d+)(?: (.+))?$")
+_TOP_MOVE = re.compile(r"^(end|[a-z]\d+-[a-z]\d+) (\d+\.\d+)$")
 
 
 class GameRecordError(ValueError):
@@ -66,35 +83,94 @@ def play_turn(position: Position, token: str) -> tuple[Position, list[str]]:
 
 def turn_tokens(actions: list[str], start: Position) -> list[str]:
     """Group a game's atomic actions into record tokens, one per turn."""
-    tokens: list[str] = []
+    return [token for token, _ in turn_spans(actions, start)]
+
+
+def turn_spans(actions: list[str], start: Position) -> list[tuple[str, int]]:
+    """Each turn's record token and how many atomic actions it holds (a chain's passes
+    and its `end`)."""
+    turns: list[tuple[str, int]] = []
     chain: list[str] = []
-    position = start
-    for action in actions:
+    position, first = start, 0
+    for index, action in enumerate(actions):
         origin, _, target = action.partition("-")
         is_pass = action != "end" and origin == position.balls[position.to_move]
         position = position.play(action)
+        token = None
         if action == "end":
-            tokens.append("-".join(chain))
-            chain = []
+            token, chain = "-".join(chain), []
         elif is_pass:
             chain = (chain or [origin]) + [target]
             if position.is_terminal:
-                tokens.append("-".join(chain))
-                chain = []
+                token, chain = "-".join(chain), []
         else:
-            tokens.append(action)
+            token = action
+        if token is not None:
+            turns.append((token, index + 1 - first))
+            first = index + 1
     if chain:
-        tokens.append("-".join(chain) + "+")
-    return tokens
+        turns.append(("-".join(chain) + "+", len(actions) - first))
+    return turns
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What the search thought in the position before an action: its root value from the
+    side to move's view and its most visited actions with their visit shares, most
+    visited first. Kept rounded as the text writes them (value to 3 decimals, shares to
+    2), so an annotated record round-trips exactly."""
+
+    value: float
+    top: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", round(float(self.value), 3) + 0.0)
+        object.__setattr__(self, "top", tuple((str(a), round(float(s), 2) + 0.0) for a, s in self.top))
+
+    def to_text(self) -> str:
+        moves = "".join(f"{', ' if i else ' '}{action} {share:.2f}" for i, (action, share) in enumerate(self.top))
+        return f"{{v={self.value:+.3f}{moves}}}"
+
+    @classmethod
+    def from_text(cls, text: str) -> Annotation:
+        """`{v=+0.312 d1-e1 0.42, end 0.08}` -> an Annotation; ValueError says what is wrong."""
+        match = _ANNOTATION.match(text[1:-1])
+        if not match:
+            raise ValueError("expected {v=VALUE MOVE SHARE, ...} with a signed value such as v=+0.125")
+        value, top = float(match.group(1)), []
+        if not -1 <= value <= 1:
+            raise ValueError(f"the value {match.group(1)} is outside [-1, 1]")
+        for item in match.group(2).split(", ") if match.group(2) else []:
+            move = _TOP_MOVE.match(item)
+            if not move:
+                raise ValueError(f"{item!r} is not a move and its visit share, such as 'd1-e1 0.42'")
+            action, share = move.group(1), float(move.group(2))
+            if action != "end":
+                for square in action.split("-"):
+                    parse_square(square)
+            if share > 1:
+                raise ValueError(f"the visit share {move.group(2)} of {action} is above 1")
+            if top and share > top[-1][1]:
+                raise ValueError("the top moves must be listed most visited first")
+            top.append((action, share))
+        return cls(value, tuple(top))
 
 
 @dataclass
 class GameRecord:
-    """A game as its atomic actions plus headers; `position()` replays it."""
+    """A game as its atomic actions plus headers; `position()` replays it. `annotations`
+    is empty, or holds one Annotation (or None) per action."""
 
     actions: list[str]
     rules: Rules = field(default_factory=Rules)
     headers: dict[str, str] = field(default_factory=dict)
+    annotations: list[Annotation | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.annotations and len(self.annotations) != len(self.actions):
+            raise ValueError(f"{len(self.annotations)} annotations for {len(self.actions)} actions")
+        if all(note is None for note in self.annotations):
+            self.annotations = []
 
     def position(self) -> Position:
         position = Position.initial(self.rules)
@@ -110,15 +186,31 @@ class GameRecord:
         headers = {"Rules": _rules_text(self.rules), **self.headers}
         headers["Result"] = RESULTS[final.result] if final.is_terminal else "*"
         lines = [f'[{key} "{value}"]' for key, value in headers.items()]
-        tokens = turn_tokens(self.actions, Position.initial(self.rules))
-        for number, start in enumerate(range(0, len(tokens), 2), 1):
-            lines.append(f"{number}. " + " ".join(tokens[start : start + 2]))
+        turns = turn_spans(self.actions, Position.initial(self.rules))
+        if self.annotations:
+            lines += self._annotated_lines(turns)
+        else:
+            tokens = [token for token, _ in turns]
+            for number, start in enumerate(range(0, len(tokens), 2), 1):
+                lines.append(f"{number}. " + " ".join(tokens[start : start + 2]))
         return "\n".join(lines) + "\n"
+
+    def _annotated_lines(self, turns: list[tuple[str, int]]) -> list[str]:
+        """One turn per line, each followed by its actions' annotations (none for a turn
+        whose actions have none)."""
+        lines, first = [], 0
+        for index, (token, count) in enumerate(turns):
+            notes = self.annotations[first : first + count]
+            first += count
+            number = f"{index // 2 + 1}." if index % 2 == 0 else f"{index // 2 + 1}..."
+            braces = [note.to_text() if note else "{}" for note in notes] if any(notes) else []
+            lines.append(" ".join([number, token, *braces]))
+        return lines
 
     @classmethod
     def from_text(cls, text: str) -> GameRecord:
         headers: dict[str, str] = {}
-        tokens: list[str] = []
+        turns: list[tuple[str, list[str]]] = []  # each turn token with its brace comments
         for line_number, raw in enumerate(text.splitlines(), 1):
             line = raw.split(";", 1)[0].strip()
             if not line:
@@ -129,21 +221,49 @@ class GameRecord:
             elif line.startswith("["):
                 raise GameRecordError(f"line {line_number}: malformed header {line!r}")
             else:
-                tokens += [t for t in line.split() if not _MOVE_NUMBER.match(t)]
+                for word in _WORD.findall(line):
+                    if word in ("{", "}"):
+                        raise GameRecordError(f"line {line_number}: unbalanced brace in {line!r}")
+                    if word.startswith("{"):
+                        if not turns:
+                            raise GameRecordError(f"line {line_number}: annotation {word} before any turn")
+                        turns[-1][1].append(word)
+                    elif not _MOVE_NUMBER.match(word):
+                        turns.append((word, []))
         rules = _parse_rules(headers.pop("Rules", ""))
         declared = headers.pop("Result", "*")
         position = Position.initial(rules)
         actions: list[str] = []
-        for index, token in enumerate(tokens):
+        annotations: list[Annotation | None] = []
+        for index, (token, braces) in enumerate(turns):
             try:
                 position, played = play_turn(position, token)
             except (IllegalMoveError, ValueError) as error:
                 raise GameRecordError(f"turn {index + 1} ({token!r}): {error}") from None
+            annotations += _read_annotations(braces, played, f"turn {index + 1} ({token!r})", len(actions))
             actions += played
         actual = RESULTS[position.result] if position.is_terminal else "*"
         if declared != actual:
             raise GameRecordError(f"the record says Result {declared!r} but its moves give {actual!r}")
-        return cls(actions=actions, rules=rules, headers=headers)
+        return cls(actions=actions, rules=rules, headers=headers, annotations=annotations)
+
+
+def _read_annotations(braces: list[str], played: list[str], turn: str, before: int) -> list[Annotation | None]:
+    """The annotations of one turn's actions from the brace comments after its token;
+    `before` actions came before the turn."""
+    if not braces:
+        return [None] * len(played)
+    if len(braces) != len(played):
+        raise GameRecordError(
+            f"{turn} has {len(braces)} annotations but one per action is needed: {', '.join(played)}"
+        )
+    notes: list[Annotation | None] = []
+    for offset, (brace, action) in enumerate(zip(braces, played)):
+        try:
+            notes.append(None if brace == "{}" else Annotation.from_text(brace))
+        except ValueError as error:
+            raise GameRecordError(f"action {before + offset + 1} ({action!r}): annotation {brace}: {error}") from None
+    return notes
 
 
 def _rules_text(rules: Rules) -> str:

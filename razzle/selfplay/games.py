@@ -10,8 +10,9 @@ its number and the networks that searched it, whatever slot or batch it ran in.
 
 Every searched position becomes a training sample (`razzle.model.samples`, with the
 search's root value beside the game's outcome) tagged with the model that searched it;
-every finished game becomes a `GameRecord`; the statistics count finished games only and
-use the canonical metric names. Outputs played apart (by the processes of a DDP run)
+every finished game becomes a `GameRecord`, each action annotated with the search's root
+value and top moves before it (`razzle.selfplay.records`); the statistics count finished
+games only and use the canonical metric names. Outputs played apart (by the processes of a DDP run)
 combine with `merge_outputs` into the output of one batch of games.
 """
 
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from razzle.game.actions import END, NUM_ACTIONS
 from razzle.game.engine import initial_state, step
-from razzle.game.notation import GameRecord
+from razzle.game.notation import Annotation, GameRecord
 from razzle.game.rules import Rules
 from razzle.game.state import NUM_SLOTS
 from razzle.model.samples import Samples, build_samples
@@ -98,6 +99,7 @@ class _Finished:
     opening: tuple[str, ...]
     result: int
     length: int
+    annotations: list[Annotation]
 
 
 @dataclass
@@ -234,7 +236,7 @@ class SelfPlaySession:
             game = self._slot_game.index_select(0, live.cpu())
             sign = torch.where(positions.to_move == 0, 1.0, -1.0).cpu()
             self._searched.append(_Searched(samples, game, sign, torch.full_like(game, model)))
-            self._moves.record(live, move_codes(positions, chosen))
+            self._moves.record(live, move_codes(positions, chosen), positions, result)
 
             actions = torch.full((width,), END, dtype=torch.long, device=state.device)
             actions[live] = chosen.to(state.device)
@@ -245,8 +247,10 @@ class SelfPlaySession:
                 continue
             slots = ended.tolist()
             for slot, result_, length in zip(slots, state.result[ended].tolist(), state.turn[ended].tolist()):
-                texts, passes, opening = game_from_codes(self._moves.game(slot))
-                done = _Finished(int(self._slot_game[slot]), texts, passes, opening, int(result_), int(length))
+                logged = self._moves.game(slot)
+                texts, passes, opening = game_from_codes(logged.codes)
+                number = int(self._slot_game[slot])
+                done = _Finished(number, texts, passes, opening, int(result_), int(length), logged.annotations())
                 if len(finished) < games:
                     finished.append(done)
                     bar.update(1)
@@ -283,7 +287,7 @@ class SelfPlaySession:
             low, high = int(first[game.number]), int(last[game.number])
             models = str(low) if low == high else f"{low}-{high}"
             game_headers = {**(headers or {}), "Game": str(index + 1), "Seed": str(seed), "Models": models}
-            records.append(GameRecord(game.texts, self.rules, headers=game_headers))
+            records.append(GameRecord(game.texts, self.rules, headers=game_headers, annotations=game.annotations))
         summaries = [GameSummary(game.result, game.length, game.turns_with_pass, game.opening) for game in finished]
         output = SelfPlayOutput(samples, records, summaries, evaluations, seconds, searched_by=searched.model)
         output.stats = output_statistics(output)

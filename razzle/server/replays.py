@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from razzle.game.notation import GameRecord, GameRecordError, play_turn, turn_tokens
+from razzle.game.notation import Annotation, GameRecord, GameRecordError, play_turn, turn_tokens
 from razzle.game.position import Position
 from razzle.server.schemas import LABEL_PATTERN, problems
 
@@ -67,16 +67,30 @@ class ReplayLibrary:
 def frames(record: GameRecord) -> list[dict]:
     """The position before the first turn and after every turn, with the turn that led to
     it: its token, who played it, and the squares it went through (a pass chain's path is
-    the ball's path)."""
+    the ball's path). Where the record is annotated, a frame also carries the search made
+    in its position before the next turn (`search`) and those made inside that turn's
+    pass chain, after each pass (`chain_searches`)."""
     position = Position.initial(record.rules)
     out = [_frame(position, None, None, "start", [])]
+    notes = record.annotations or [None] * len(record.actions)
+    done = 0
     for token in turn_tokens(record.actions, Position.initial(record.rules)):
         mover, ball = position.to_move, position.balls[position.to_move]
         squares = [s for s in token.split("-") if s != "end"]
         kind = "pass" if squares and squares[0] == ball else "knight" if len(squares) == 2 else "other"
-        position, _ = play_turn(position, token)
+        position, played = play_turn(position, token)
+        searches = [_search(note, action) for note, action in zip(notes[done : done + len(played)], played)]
+        done += len(played)
+        out[-1]["search"] = searches[0]
+        out[-1]["chain_searches"] = [search for search in searches[1:] if search is not None]
         out.append(_frame(position, token, mover, kind, squares))
     return out
+
+
+def _search(note: Annotation | None, played: str) -> dict | None:
+    if note is None:
+        return None
+    return {"value": note.value, "top": [{"move": m, "share": s} for m, s in note.top], "played": played}
 
 
 def _frame(position: Position, token: str | None, mover: int | None, kind: str, path: list[str]) -> dict:
@@ -92,6 +106,8 @@ def _frame(position: Position, token: str | None, mover: int | None, kind: str, 
         "to_move": position.to_move,
         "is_terminal": position.is_terminal,
         "winner": position.winner,
+        "search": None,
+        "chain_searches": [],
     }
 
 
@@ -129,6 +145,17 @@ class GameList(BaseModel):
     games: list[GameSummary]
 
 
+class SearchedMove(BaseModel):
+    move: str = Field(description="an atomic action, as in the record's annotations")
+    share: float = Field(description="its share of the root's visits")
+
+
+class FrameSearch(BaseModel):
+    value: float = Field(description="the search's root value, from the side to move's view")
+    top: list[SearchedMove] = Field(description="the most visited actions, most visited first")
+    played: str = Field(description="the action the game played from this position")
+
+
 class Frame(BaseModel):
     token: str | None = Field(description="the turn that led here, as in the record; null at the start")
     mover: int | None
@@ -141,6 +168,12 @@ class Frame(BaseModel):
     to_move: int
     is_terminal: bool
     winner: int | None
+    search: FrameSearch | None = Field(
+        None, description="what the search thought here before the next turn; null where not recorded"
+    )
+    chain_searches: list[FrameSearch] = Field(
+        default_factory=list, description="the searches inside the next turn's pass chain, after each pass"
+    )
 
 
 class GameReplay(BaseModel):

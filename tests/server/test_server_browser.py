@@ -281,14 +281,27 @@ def test_the_plan_targets_show_on_the_charts_and_as_a_status_per_metric(page, tm
 
 
 def test_a_self_play_game_is_listed_and_replayed_with_its_pass_chain(page, tmp_path):
-    from razzle.game.notation import GameRecord
+    from razzle.game.notation import Annotation, GameRecord
     from tests.server.conftest import ShuttleAI
 
     chain_game = ["c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3", "b3-f3", "end", "f8-g6"]
-    short_game = ["c1-b3", "f8-g6"]
+    values = [0.125, -0.05, 0.2, -0.3, 0.41, 0.6, 0.9, -0.7]
+    tops = [
+        (("e1-d3", 0.5), ("c1-b3", 0.25), ("b1-a3", 0.12)),
+        (("f8-g6", 0.62), ("b8-c6", 0.38)),
+        (("e1-f3", 1.0),),
+        (("g6-f8", 0.75), ("end", 0.0)),
+        (("d1-b3", 0.56), ("b3-d4", 0.25), ("e1-d3", 0.19)),
+        (("b3-f3", 0.81), ("end", 0.19)),
+        (("end", 1.0),),
+        (("f8-g6", 1.0),),
+    ]
+    notes = [Annotation(value, top) for value, top in zip(values, tops)]
+    short_game = ["c1-b3", "f8-g6"]  # without annotations: the replay shows no search
     folder = tmp_path / "run-a" / "replay" / "iter_0003"
     folder.mkdir(parents=True)
-    (folder / "games.txt").write_text("\n".join(GameRecord(g).to_text() for g in (short_game, chain_game)))
+    records = (GameRecord(short_game), GameRecord(chain_game, annotations=notes))
+    (folder / "games.txt").write_text("\n".join(record.to_text() for record in records))
     app = create_app(
         MetricsStore(tmp_path / "replay.db"),
         ai_factory=lambda _model: ShuttleAI(),
@@ -308,8 +321,31 @@ def test_a_self_play_game_is_listed_and_replayed_with_its_pass_chain(page, tmp_p
         page.click("#replay-open")
         page.wait_for_function("document.querySelector('#replay-step').textContent === 'turn 0 / 6'")
         assert page.locator(".square[data-square='d1'] .ball").count() == 1
-        for _ in range(5):
+        assert page.locator("#search-heading").inner_text() == "Search before the next turn, Player 1 to move:"
+        assert page.locator("#search-value").inner_text() == "value +0.125"
+        assert page.locator("#search-top li").all_inner_texts() == ["e1-d3 50%", "c1-b3 25% (played)", "b1-a3 12%"]
+        suggested = page.locator(".square.suggested").evaluate_all("els => els.map(e => e.dataset.square)")
+        assert sorted(suggested) == ["d3", "e1"]  # the top move's squares
+        fill = page.locator("#search-value-fill")
+        assert fill.evaluate("e => [e.style.left, e.style.width]") == ["50%", "6.25%"]
+        for _ in range(4):
             page.click("#replay-next")
+        assert page.locator("#search-value").inner_text() == "value +0.410"
+        assert page.locator("#search-chain li").all_inner_texts() == [
+            "in the chain, before b3-f3: +0.600 · b3-f3 81%, end 19%",
+            "in the chain, before end: +0.900 · end 100%",
+        ]
+        page.click("#replay-prev")
+        assert page.locator("#search-value").inner_text() == "value -0.300"
+        assert fill.evaluate("e => [e.style.left, e.style.width, e.classList.contains('negative')]") == [
+            "35%",
+            "15%",
+            True,
+        ]
+        assert page.locator("#search-top li").all_inner_texts() == ["g6-f8 75% (played)", "end 0%"]
+        assert page.locator("#search-chain li").count() == 0
+        page.click("#replay-next")
+        page.click("#replay-next")
         assert page.locator("#replay-step").inner_text() == "turn 5 / 6"
         assert page.locator("#status").inner_text() == "run-a iteration 3, game 2: Player 1: d1-b3-f3 (pass chain)"
         path = page.locator(".square.path").evaluate_all("els => els.map(e => e.dataset.square)")
@@ -320,6 +356,12 @@ def test_a_self_play_game_is_listed_and_replayed_with_its_pass_chain(page, tmp_p
         page.keyboard.press("ArrowRight")
         assert page.locator("#replay-step").inner_text() == "turn 6 / 6"
         assert page.locator(".ball-path").count() == 0  # a knight move has no ball path
+        assert page.locator("#replay-search").is_hidden()  # the game's end: no search after it
+        assert page.locator(".square.suggested").count() == 0
         page.click("#replay-close")
         page.wait_for_function("document.querySelector('#status').textContent === 'Your move.'")
         assert page.locator(".square.path").count() == 0
+        page.select_option("#replay-game", "0")
+        page.click("#replay-open")
+        page.wait_for_function("document.querySelector('#replay-step').textContent === 'turn 0 / 2'")
+        assert page.locator("#replay-search").is_hidden()  # a record without annotations

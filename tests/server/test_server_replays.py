@@ -3,7 +3,7 @@ games and replays one turn by turn, pass chains as the ball's path."""
 
 from __future__ import annotations
 
-from razzle.game.notation import GameRecord
+from razzle.game.notation import Annotation, GameRecord
 
 CHAIN_GAME = ["c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3", "b3-f3", "end", "f8-g6"]
 
@@ -55,3 +55,30 @@ def test_games_from_names_the_run_folders(start_server, tmp_path):
     with server.client() as client:
         library = client.get("/training/games").json()
     assert library == {"runs": [{"run": "quartic-on", "iterations": [{"iteration": 2, "games": 1}]}]}
+
+
+def test_a_replay_carries_the_search_where_the_record_has_it(start_server, tmp_path):
+    notes = [Annotation(0.01 * n, ((action, 0.5), ("end", 0.25))) for n, action in enumerate(CHAIN_GAME)]
+    notes[1] = None  # an action without annotation
+    run_dir = tmp_path / "annotated"
+    folder = run_dir / "replay" / "iter_0000"
+    folder.mkdir(parents=True)
+    games = [GameRecord(CHAIN_GAME, annotations=notes), GameRecord(CHAIN_GAME)]
+    (folder / "games.txt").write_text("\n".join(g.to_text() for g in games))
+    server = start_server(db=run_dir / "metrics.db")
+    with server.client() as client:
+        annotated = client.get("/training/games/annotated/0/0").json()["frames"]
+        plain = client.get("/training/games/annotated/0/1").json()["frames"]
+    assert annotated[0]["search"] == {
+        "value": 0.0,
+        "top": [{"move": "c1-b3", "share": 0.5}, {"move": "end", "share": 0.25}],
+        "played": "c1-b3",
+    }
+    assert annotated[1]["search"] is None
+    assert [f["search"]["value"] for f in annotated[2:5]] == [0.02, 0.03, 0.04]
+    # Before the chain d1-b3-f3: the search at its start, then after each pass (b3-f3, end).
+    assert annotated[4]["search"]["played"] == "d1-b3"
+    assert [(s["value"], s["played"]) for s in annotated[4]["chain_searches"]] == [(0.05, "b3-f3"), (0.06, "end")]
+    assert annotated[5]["search"]["played"] == "f8-g6" and annotated[5]["chain_searches"] == []
+    assert annotated[-1]["search"] is None  # the last position: no search recorded after the last turn
+    assert all(f["search"] is None and f["chain_searches"] == [] for f in plain)

@@ -286,6 +286,7 @@ async function openReplay() {
 function closeReplay() {
   state.replay = null;
   $("replay-controls").hidden = true;
+  $("replay-search").hidden = true;
   if (!state.game) return;
   buildBoard();
   update(state.game);
@@ -322,7 +323,7 @@ function showFrame(step) {
   const balls = new Set(frame.balls);
   for (const square of $("board").querySelectorAll(".square")) {
     const name = square.dataset.square;
-    square.classList.remove("selected", "target", "last");
+    square.classList.remove("selected", "target", "last", "suggested");
     square.classList.toggle("occupied", owner.has(name));
     square.classList.toggle("path", frame.path.includes(name));
     square.replaceChildren();
@@ -334,6 +335,7 @@ function showFrame(step) {
     square.disabled = false;
   }
   drawBallPath(frame.kind === "pass" ? frame.path : []);
+  drawSearch(frame);
   const last = game.frames.length - 1;
   $("replay-step").textContent = `turn ${state.replay.step} / ${last}`;
   const described = frame.token
@@ -346,6 +348,48 @@ function showFrame(step) {
     $(id).classList.toggle("to-move", !frame.is_terminal && frame.to_move === side);
   }
   $("end-turn").disabled = true;
+}
+
+const percent = (share) => `${Math.round(share * 100)}%`;
+const signed = (value) => (value >= 0 ? "+" : "") + value.toFixed(3);
+
+function topMovesText(search) {
+  return search.top.map((t) => `${t.move} ${percent(t.share)}`).join(", ") || "none visited";
+}
+
+// What the search thought in the frame's position (recorded by self-play): its value as a
+// number and a bar, its most visited moves, the searches inside the next turn's pass chain,
+// and the top move's squares outlined on the board. Hidden for records without it.
+function drawSearch(frame) {
+  const search = frame.search;
+  $("replay-search").hidden = !search;
+  if (!search) return;
+  $("search-heading").textContent = `Search before the next turn, ${PLAYERS[frame.to_move]} to move:`;
+  $("search-value").textContent = `value ${signed(search.value)}`;
+  const fill = $("search-value-fill");
+  const half = Math.min(Math.abs(search.value), 1) * 50;
+  fill.style.left = `${search.value >= 0 ? 50 : 50 - half}%`;
+  fill.style.width = `${half}%`;
+  fill.classList.toggle("negative", search.value < 0);
+  $("search-top").replaceChildren(
+    ...search.top.map((t) => {
+      const item = document.createElement("li");
+      item.textContent = `${t.move} ${percent(t.share)}${t.move === search.played ? " (played)" : ""}`;
+      item.classList.toggle("played", t.move === search.played);
+      return item;
+    }),
+  );
+  $("search-chain").replaceChildren(
+    ...frame.chain_searches.map((s) =>
+      Object.assign(document.createElement("li"), {
+        textContent: `in the chain, before ${s.played}: ${signed(s.value)} · ${topMovesText(s)}`,
+      }),
+    ),
+  );
+  const best = search.top[0]?.move;
+  if (best && best !== "end") {
+    for (const name of best.split("-")) $("board").querySelector(`[data-square='${name}']`)?.classList.add("suggested");
+  }
 }
 
 $("replay-run").addEventListener("change", pickRun);
