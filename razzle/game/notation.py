@@ -209,27 +209,7 @@ class GameRecord:
 
     @classmethod
     def from_text(cls, text: str) -> GameRecord:
-        headers: dict[str, str] = {}
-        turns: list[tuple[str, list[str]]] = []  # each turn token with its brace comments
-        for line_number, raw in enumerate(text.splitlines(), 1):
-            line = raw.split(";", 1)[0].strip()
-            if not line:
-                continue
-            match = _HEADER.match(line)
-            if match:
-                headers[match.group(1)] = match.group(2)
-            elif line.startswith("["):
-                raise GameRecordError(f"line {line_number}: malformed header {line!r}")
-            else:
-                for word in _WORD.findall(line):
-                    if word in ("{", "}"):
-                        raise GameRecordError(f"line {line_number}: unbalanced brace in {line!r}")
-                    if word.startswith("{"):
-                        if not turns:
-                            raise GameRecordError(f"line {line_number}: annotation {word} before any turn")
-                        turns[-1][1].append(word)
-                    elif not _MOVE_NUMBER.match(word):
-                        turns.append((word, []))
+        headers, turns = _scan(text)
         rules = _parse_rules(headers.pop("Rules", ""))
         declared = headers.pop("Result", "*")
         position = Position.initial(rules)
@@ -246,6 +226,52 @@ class GameRecord:
         if declared != actual:
             raise GameRecordError(f"the record says Result {declared!r} but its moves give {actual!r}")
         return cls(actions=actions, rules=rules, headers=headers, annotations=annotations)
+
+
+def _scan(text: str) -> tuple[dict[str, str], list[tuple[str, list[str]]]]:
+    """A record's headers and its turn tokens, each with its brace comments, as written:
+    the text's shape is checked, its moves are not played."""
+    headers: dict[str, str] = {}
+    turns: list[tuple[str, list[str]]] = []
+    for line_number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        match = _HEADER.match(line)
+        if match:
+            headers[match.group(1)] = match.group(2)
+        elif line.startswith("["):
+            raise GameRecordError(f"line {line_number}: malformed header {line!r}")
+        else:
+            for word in _WORD.findall(line):
+                if word in ("{", "}"):
+                    raise GameRecordError(f"line {line_number}: unbalanced brace in {line!r}")
+                if word.startswith("{"):
+                    if not turns:
+                        raise GameRecordError(f"line {line_number}: annotation {word} before any turn")
+                    turns[-1][1].append(word)
+                elif not _MOVE_NUMBER.match(word):
+                    turns.append((word, []))
+    return headers, turns
+
+
+@dataclass(frozen=True)
+class RecordOutline:
+    """What a list of games shows of a record, read without playing its moves (so about a
+    hundred times faster than `GameRecord.from_text`, and not checked against the rules):
+    its headers (as `GameRecord.headers`: without Rules and Result), its declared result
+    and its number of turns."""
+
+    headers: dict[str, str]
+    result: str
+    turns: int
+
+    @classmethod
+    def from_text(cls, text: str) -> RecordOutline:
+        headers, turns = _scan(text)
+        result = headers.pop("Result", "*")
+        headers.pop("Rules", None)
+        return cls(headers, result, len(turns))
 
 
 def _read_annotations(braces: list[str], played: list[str], turn: str, before: int) -> list[Annotation | None]:

@@ -210,15 +210,14 @@ class Position:
         step_ = (_sign(df), _sign(dr))
         if (df, dr) == (0, 0) or (df and dr and abs(df) != abs(dr)) or step_ not in DIRECTIONS:
             return f"{square_name(target)} is not on a straight line from the ball on {square_name(origin)}"
-        for square in RAYS[origin][DIRECTIONS.index(step_)]:
-            if square in own or square in theirs:
-                break
-        name = square_name(square)
-        if square != target:
+        ray = [square for square in RAYS[origin][DIRECTIONS.index(step_)] if square != NO_SQUARE]
+        first = next((square for square in ray if square in own or square in theirs), None)
+        if first != target:
             if target in own or target in theirs:
-                return f"the pass is blocked by the piece on {name}"
+                return f"the pass is blocked by the piece on {square_name(first)}"
             return f"there is no piece on {square_name(target)} to receive the ball"
-        if square in theirs:
+        name = square_name(target)
+        if target in theirs:
             return f"{name} holds an opponent's piece; a pass must reach one of your own pieces"
         return f"the piece on {name} is ineligible: it has not made a knight move since it last passed (or ever)"
 

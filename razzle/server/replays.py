@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from razzle.game.notation import Annotation, GameRecord, GameRecordError, play_turn, turn_tokens
+from razzle.game.notation import RESULTS, Annotation, GameRecord, GameRecordError, RecordOutline, play_turn, turn_tokens
 from razzle.game.position import Position
 from razzle.server.schemas import LABEL_PATTERN, problems
 
@@ -49,15 +49,31 @@ class ReplayLibrary:
                 out.append({"iteration": int(match.group(1)), "games": len(self._blocks(folder / GAMES_FILE))})
         return sorted(out, key=lambda i: i["iteration"])
 
-    def records(self, run: str, iteration: int) -> list[GameRecord]:
+    def outlines(self, run: str, iteration: int) -> list[RecordOutline]:
+        """The iteration's games as a list shows them, read without replaying a move."""
+        path = self._games_file(run, iteration)
+        try:
+            return [RecordOutline.from_text(block) for block in self._blocks(path)]
+        except GameRecordError as error:
+            raise ValueError(f"{path} holds a record that cannot be read: {error}") from None
+
+    def record(self, run: str, iteration: int, index: int) -> GameRecord:
+        """Game `index` of the iteration, replayed through the rules (only that one)."""
+        path = self._games_file(run, iteration)
+        blocks = self._blocks(path)
+        if index >= len(blocks):
+            raise LookupError(f"iteration {iteration} of {run!r} has {len(blocks)} games")
+        try:
+            return GameRecord.from_text(blocks[index])
+        except GameRecordError as error:
+            raise ValueError(f"{path}, game {index + 1}: the record does not replay: {error}") from None
+
+    def _games_file(self, run: str, iteration: int) -> Path:
         root = self.folders.get(run)
         path = None if root is None else root / f"iter_{iteration:04d}" / GAMES_FILE
         if path is None or not path.is_file():
             raise LookupError(f"no self-play games of run {run!r} iteration {iteration} on this server")
-        try:
-            return [GameRecord.from_text(block) for block in self._blocks(path)]
-        except GameRecordError as error:
-            raise ValueError(f"{path} holds a record that does not replay: {error}") from None
+        return path
 
     @staticmethod
     def _blocks(path: Path) -> list[str]:
@@ -111,6 +127,13 @@ def _frame(position: Position, token: str | None, mover: int | None, kind: str, 
     }
 
 
+def _result(final: dict) -> str:
+    """The result text of a game from its last frame (winner: the side that won, 0 or 1)."""
+    if not final["is_terminal"]:
+        return "*"
+    return RESULTS[0 if final["winner"] is None else 1 - 2 * final["winner"]]
+
+
 # --- the API -----------------------------------------------------------------------------
 
 router = APIRouter(prefix="/training/games", tags=["games"])
@@ -134,8 +157,8 @@ class GameLibrary(BaseModel):
 
 class GameSummary(BaseModel):
     index: int
-    result: str = Field(description="1-0, 0-1, 1/2-1/2 or *")
-    turns: int
+    result: str = Field(description="1-0, 0-1, 1/2-1/2 or *, as the record declares it")
+    turns: int = Field(description="turns played, a winning pass chain included")
     headers: dict[str, str]
 
 
@@ -189,17 +212,15 @@ def _library(request: Request) -> ReplayLibrary:
     return request.app.state.replays
 
 
-def _records(request: Request, run: str, iteration: int) -> list[GameRecord]:
+def _read(read, *args):
+    """A library read, its errors as HTTP errors: a missing run, iteration or game is 404,
+    a record on disk that cannot be read is 500."""
     try:
-        return _library(request).records(run, iteration)
+        return read(*args)
     except LookupError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
     except ValueError as error:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(error)) from None
-
-
-def _result(record: GameRecord) -> str:
-    return record.to_text().split('[Result "', 1)[1].split('"', 1)[0]
 
 
 @router.get("", response_model=GameLibrary)
@@ -212,10 +233,10 @@ def list_runs(request: Request) -> dict:
 
 @router.get("/{run}/{iteration}", response_model=GameList, responses=problems(_404="no such run or iteration"))
 def list_games(run: RunName, iteration: IterationNumber, request: Request) -> dict:
-    records = _records(request, run, iteration)
+    outlines = _read(_library(request).outlines, run, iteration)
     games = [
-        {"index": i, "result": _result(r), "turns": r.position().turn, "headers": r.headers}
-        for i, r in enumerate(records)
+        {"index": i, "result": outline.result, "turns": outline.turns, "headers": outline.headers}
+        for i, outline in enumerate(outlines)
     ]
     return {"run": run, "iteration": iteration, "games": games}
 
@@ -223,15 +244,14 @@ def list_games(run: RunName, iteration: IterationNumber, request: Request) -> di
 @router.get("/{run}/{iteration}/{index}", response_model=GameReplay, responses=problems(_404="no such game"))
 def replay_game(run: RunName, iteration: IterationNumber, index: IterationNumber, request: Request) -> dict:
     """Every position of one game, turn by turn, for the play page's replay view."""
-    records = _records(request, run, iteration)
-    if index >= len(records):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"iteration {iteration} of {run!r} has {len(records)} games")
-    record = records[index]
+    record = _read(_library(request).record, run, iteration, index)
+    replayed = frames(record)
+    final = replayed[-1]
     return {
         "run": run,
         "iteration": iteration,
         "index": index,
-        "result": _result(record),
+        "result": _result(final),
         "headers": record.headers,
-        "frames": frames(record),
+        "frames": replayed,
     }

@@ -5,7 +5,7 @@ import torch
 
 from razzle.game import Position, Rules
 from razzle.game.engine import random_actions
-from razzle.game.notation import Annotation, GameRecord, GameRecordError, split_turn
+from razzle.game.notation import Annotation, GameRecord, GameRecordError, RecordOutline, split_turn
 
 
 def random_game(seed: int, rules: Rules | None = None) -> list[str]:
@@ -135,3 +135,11 @@ def test_records_without_annotations_read_as_before():
 def test_malformed_annotations_are_refused_naming_the_action(move_text, message):
     with pytest.raises(GameRecordError, match=message):
         GameRecord.from_text(move_text)
+
+
+def test_an_outline_reads_what_a_list_shows_without_playing_the_moves():
+    record = GameRecord(["c1-b3", "f8-g6", "e1-f3", "g6-f8", "d1-b3", "b3-f3", "end"], headers={"Game": "4"})
+    outline = RecordOutline.from_text(record.to_text())
+    assert (outline.headers, outline.result, outline.turns) == ({"Game": "4"}, "*", 5)
+    with pytest.raises(GameRecordError, match="malformed header"):
+        RecordOutline.from_text('[Result "*"\n1. c1-b3')

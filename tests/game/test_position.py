@@ -38,6 +38,8 @@ def test_diagram_marks_balls_and_ineligible_pieces():
         ("b8-c6", "b8 holds Player 2's piece and it is Player 1's turn"),
         ("c1-c3", "not a knight's jump"),
         ("d1-e1", "the piece on e1 is ineligible"),
+        ("d1-g4", "there is no piece on g4 to receive the ball"),  # an empty line to the board's edge
+        ("d1-d4", "there is no piece on d4 to receive the ball"),
         ("end", "no pass has been made"),
         ("b1-c3-d5", "whole pass chain"),
         ("hello", "expected a knight move"),

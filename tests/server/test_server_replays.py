@@ -82,3 +82,29 @@ def test_a_replay_carries_the_search_where_the_record_has_it(start_server, tmp_p
     assert annotated[5]["search"]["played"] == "f8-g6" and annotated[5]["chain_searches"] == []
     assert annotated[-1]["search"] is None  # the last position: no search recorded after the last turn
     assert all(f["search"] is None and f["chain_searches"] == [] for f in plain)
+
+
+# Player 1 wins on turn 19 with a pass chain that reaches the last row (from a self-play run).
+WON_GAME = [
+    "b1-c3", "b8-c6", "c1-d3", "c6-b8", "c3-d5", "c8-a7", "d5-e7", "d8-b8", "b8-a7", "end", "d1-d3", "end",
+    "e8-g7", "e7-g8", "g7-e8", "f1-g3", "e8-g7", "e1-c2", "g7-e8", "d1-b2", "b8-d7", "d3-g3", "g3-g8",
+]
+
+
+def test_the_list_reads_records_without_replaying_them_and_a_replay_checks_its_own(start_server, tmp_path):
+    """The list comes from the records' text (a long iteration lists at once); a record
+    that does not replay fails its own replay with a message naming it, not the list."""
+    run_dir = tmp_path / "run"
+    write_games(run_dir, 0, [WON_GAME, CHAIN_GAME])
+    games_file = run_dir / "replay" / "iter_0000" / "games.txt"
+    games_file.write_text(games_file.read_text() + '\n[Result "*"]\n1. c1-b3 c1-b3\n')
+    server = start_server(db=run_dir / "metrics.db")
+    with server.client() as client:
+        games = client.get("/training/games/run/0").json()["games"]
+        won = client.get("/training/games/run/0/0").json()
+        broken = client.get("/training/games/run/0/2")
+    assert [(g["result"], g["turns"]) for g in games] == [("1-0", 19), ("*", 6), ("*", 2)]
+    assert won["result"] == "1-0" and won["frames"][-1]["is_terminal"] and len(won["frames"]) == 20
+    assert won["frames"][-1]["path"] == ["d3", "g3", "g8"]
+    assert broken.status_code == 500
+    assert "game 3" in broken.json()["detail"] and "c1-b3" in broken.json()["detail"]
