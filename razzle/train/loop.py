@@ -262,6 +262,7 @@ class AlphaZeroLoop:
             self.store = ReplayStore(datamodule.dir)
         self._window_cap = datamodule.max_samples
         if lead or self.distribution.backend == "local":  # Ray actors are driven by rank 0 alone
+            sessions = self._saved_sessions() if self.distribution.keeps_sessions else None
             self._backend = make_backend(
                 self.distribution,
                 self.search,
@@ -271,10 +272,33 @@ class AlphaZeroLoop:
                 trainer.strategy.root_device,
                 progress=self.progress and lead,
                 start_iteration=self._state.iteration,
+                sessions=sessions,
             )
         trainer.callbacks.append(_EpochProgress(self))
         for handler in self._handlers:
             handler.on_run_start(self._state.finished())
+
+    def _saved_sessions(self) -> dict[int, dict] | None:
+        """The shards' session checkpoints of the newest stored iteration (a resumed run
+        continues its streams from them; None: the streams begin)."""
+        played = self.store.iterations()
+        sessions = self.store.sessions(played[-1]) if played else None
+        count = self._shard_count()
+        if sessions is not None and sorted(sessions) != list(range(count)):
+            raise LoopError(
+                f"{self.store.folder(played[-1])} holds the sessions of {len(sessions)} shards, this run plays "
+                f"{count}: resume with the run's selfplay.shards (or selfplay.carry_over=false)"
+            )
+        return sessions
+
+    def _shard_count(self) -> int:
+        """Shards per iteration: under DDP with the local backend, at least one per process."""
+        world = distributed.world_size()
+        local = self.distribution.backend == "local"
+        count = self.distribution.shard_count(world if local else 1)
+        if local and count < world:
+            raise LoopError(f"selfplay.shards ({count}) must be at least the number of processes ({world})")
+        return count
 
     def _initial_state(self, resume: bool) -> LoopState:
         if resume:
@@ -377,13 +401,12 @@ class AlphaZeroLoop:
 
     def _play(self, module: AlphaZeroModule, iteration: int) -> None:
         """The iteration's shards: every process plays its share with the local backend,
-        rank 0 alone drives Ray actors; rank 0 writes them all."""
+        rank 0 alone drives Ray actors; rank 0 writes them all, with the checkpoints of the
+        shards' sessions when their games carry over."""
         rank, world = distributed.rank(), distributed.world_size()
         local = self.distribution.backend == "local"
-        count = self.distribution.shard_count(world if local else 1)
-        if local and count < world:
-            raise LoopError(f"selfplay.shards ({count}) must be at least the number of processes ({world})")
-        shards = plan_shards(self.games.games, count, self.seed, iteration)
+        stream = self.distribution.keeps_sessions
+        shards = plan_shards(self.games.games, self._shard_count(), self.seed, iteration, stream)
         mine = shards[rank::world] if local else shards
         lead = rank == 0
         played = None
@@ -395,9 +418,10 @@ class AlphaZeroLoop:
                 mine,
                 (lambda done: self._report_progress("selfplay", done, total)) if lead else None,
             )
-        parts = distributed.gather(played)
+        parts = [part for part in distributed.gather(played) if part is not None]
         if lead:
-            self.store.write(iteration, merge_played([part for part in parts if part is not None]))
+            sessions = {index: checkpoint for part in parts for index, checkpoint in part.sessions.items()}
+            self.store.write(iteration, merge_played(parts), sessions)
         distributed.barrier()  # every rank reads the window only once it is written
 
     def _evaluate(self, module: AlphaZeroModule, device: torch.device) -> dict[str, float]:
