@@ -2,10 +2,11 @@
 
 Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 
-1. self-play: the current network plays `games` games with batched MCTS, split into
+1. self-play: the current network finishes `games` games with batched MCTS, split into
    shards of fixed seeds (razzle.selfplay.backend) and played by the self-play backend:
-   here (under DDP every process plays its share of the shards) or by Ray actors; rank 0
-   writes them all as `replay/iter_k`;
+   here (under DDP every process plays its share of the shards) or by Ray actors; with
+   carry-over each shard is a stream whose unfinished games go on in the next iteration;
+   rank 0 writes them all as `replay/iter_k`, with the shards' session checkpoints;
 2. the network is measured on those fresh games before it trains on them (held out by
    construction; torchmetrics reduces the processes' shares);
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
@@ -28,7 +29,8 @@ says which stage of which iteration is done; with Lightning's `last.ckpt` and th
 store, `resume=<run dir>` continues at the same stage: an iteration's games are played
 once (a replay folder is written whole or not at all), its held-out metrics are measured
 before its training, its epochs continue from the last checkpoint, and its report is
-handed on once.
+handed on once; the shards' streams continue from the sessions saved with the newest
+replay folder (their games in flight start again), so no game is lost or stored twice.
 """
 
 from __future__ import annotations
