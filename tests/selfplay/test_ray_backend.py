@@ -115,12 +115,13 @@ def test_an_actor_killed_mid_game_loses_and_duplicates_nothing():
 
 
 def test_stream_shards_stay_on_their_actors_and_play_the_local_backends_games():
+    games = SelfPlayConfig(games=6, parallel=2, temperature_turns=2)  # shards of 3 games, 2 in flight
     nets = [network(0), network(1)]
-    local_backend, actors = LocalBackend(SEARCH, GAMES, RULES, progress=False), backend(carry_over=True)
+    local_backend, actors = LocalBackend(SEARCH, games, RULES, progress=False), backend(games, carry_over=True)
     local, remote = [], []
     try:
         for iteration, net in enumerate(nets):
-            shards = plan_shards(GAMES.games, 2, seed=0, iteration=iteration, stream=True)
+            shards = plan_shards(games.games, 2, seed=0, iteration=iteration, stream=True)
             local.append(local_backend.play(net, iteration, shards))
             remote.append(actors.play(net, iteration, shards))
         statuses = actors.actors()
@@ -132,7 +133,7 @@ def test_stream_shards_stay_on_their_actors_and_play_the_local_backends_games():
         assert same_samples(merge_played([there]).samples, merge_played([here]).samples)
         assert actions(merge_played([there])) == actions(merge_played([here]))
         assert there.sessions == here.sessions
-    assert [s.games for s in statuses] == [4, 4] and all(s.restarts == 0 for s in statuses)
+    assert [s.games for s in statuses] == [6, 6] and all(s.restarts == 0 for s in statuses)
     spanning = {r.headers["Models"] for r in merge_played([remote[1]]).records}
     assert "0-1" in spanning
 
