@@ -132,7 +132,8 @@ def test_carried_over_games_are_the_same_after_a_resume(network):
 
 
 def test_a_saved_session_of_another_seed_stream_is_refused(network):
-    backend = LocalBackend(SEARCH, GAMES, RULES, progress=False, sessions={0: {"seed": 1, "next_game": 2, "restart": []}})
+    saved = {0: {"seed": 1, "next_game": 2, "restart": []}}
+    backend = LocalBackend(SEARCH, GAMES, RULES, progress=False, sessions=saved)
     with pytest.raises(SelfPlayError, match="the saved session of shard 0 plays the seed stream 1"):
         backend.play(network, 0, plan_shards(GAMES.games, 1, 0, 0, stream=True))
 

@@ -115,10 +115,12 @@ def assert_every_game_once(run: Path) -> None:
         return
     game_of = {}
     for index, saved in sessions.items():
-        numbers = torch.arange(saved["next_game"])
-        game_of.update({str(seed): (index, int(n)) for n, seed in zip(numbers, game_seeds(saved["seed"], numbers).tolist())})
+        seeds_of_stream = game_seeds(saved["seed"], torch.arange(saved["next_game"])).tolist()
+        game_of.update({str(seed): (index, n) for n, seed in enumerate(seeds_of_stream)})
     stored = sorted(game_of[seed] for seed in seeds)
-    begun = [(i, n) for i, saved in sorted(sessions.items()) for n in range(saved["next_game"]) if n not in saved["restart"]]
+    begun = [
+        (i, n) for i, saved in sorted(sessions.items()) for n in range(saved["next_game"]) if n not in saved["restart"]
+    ]
     assert stored == begun, "a game of a shard's stream was lost or stored twice"
 
 
