@@ -420,8 +420,9 @@ class AlphaZeroLoop:
                 mine,
                 (lambda done: self._report_progress("selfplay", done, total)) if lead else None,
             )
-        parts = [part for part in distributed.gather(played) if part is not None]
+        parts = distributed.gather(played)
         if lead:
+            parts = [part for part in parts if part is not None]
             sessions = {index: checkpoint for part in parts for index, checkpoint in part.sessions.items()}
             self.store.write(iteration, merge_played(parts), sessions)
         distributed.barrier()  # every rank reads the window only once it is written
