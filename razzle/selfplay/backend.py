@@ -99,7 +99,7 @@ class BackendConfig:
     shards: int | None = None
     mode: str = "sync"
     max_staleness: int = 1
-    carry_over: bool = False
+    carry_over: bool = True
     ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:

@@ -163,9 +163,9 @@ def test_bad_ray_settings_are_refused_by_name():
 
 
 def test_only_sync_mode_carries_games_over():
-    assert BackendConfig(carry_over=True).keeps_sessions
-    assert not BackendConfig(backend="ray", mode="async", carry_over=True).keeps_sessions
-    assert not BackendConfig().keeps_sessions
+    assert BackendConfig().keeps_sessions  # the default
+    assert not BackendConfig(backend="ray", mode="async").keeps_sessions
+    assert not BackendConfig(carry_over=False).keeps_sessions
 
 
 def test_shards_default_to_one_per_actor_or_process():
