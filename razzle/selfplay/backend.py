@@ -1,12 +1,16 @@
 """Who plays an iteration's self-play games: this process, or actors on a Ray cluster.
 
-An iteration's games are split into fixed shards. Shard k of iteration i holds
-`share(games, shards, k)` games played in lockstep by `play_games` from the seed
-`shard_seed(seed, i, k)`, so a shard's games and samples depend on (seed, iteration,
-shard) and the network alone: the same shard gives the same samples whichever backend,
-actor or process plays it, and a shard cut short by a dead actor is simply played again.
-With one shard (the default for one process and one actor) the iteration is one batch,
-exactly as `play_games` plays it.
+An iteration's games are split into fixed shards; shard k asks for `share(games, shards,
+k)` finished games. With carry-over (`carry_over`, sync mode) shard k is a stream of games
+that lasts the run: a `SelfPlaySession` seeded `stream_seed(seed, k)` keeps its batch full,
+and the games unfinished at the end of an iteration go on in the next one with the new
+network. Its `checkpoint()` travels with every shard's output, so a lost session (a dead
+actor, a killed run) is rebuilt from the last one: its games in flight start again from
+their first move, none is lost or counted twice. Without carry-over, shard k of iteration
+i is one draining batch played by `play_games` from the seed `shard_seed(seed, i, k)`, and
+a shard cut short by a dead actor is simply played again. Either way a shard's games and
+samples depend on the seeds and the networks alone, not on the backend, actor or process
+that plays it.
 
 The loop calls a backend's `play`; `LocalBackend` plays the shards here, one after the
 other, and `razzle.selfplay.ray_backend.RayBackend` hands them to Ray actors.
@@ -26,7 +30,14 @@ from razzle.game.rules import Rules
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.search import SearchConfig
 from razzle.search.evaluator import Evaluator
-from razzle.selfplay.games import SelfPlayConfig, SelfPlayOutput, merge_outputs, output_statistics, play_games
+from razzle.selfplay.games import (
+    SelfPlayConfig,
+    SelfPlayOutput,
+    SelfPlaySession,
+    merge_outputs,
+    output_statistics,
+    play_games,
+)
 from razzle.selfplay.status import ActorStatus
 
 BACKENDS = ("local", "ray")
@@ -88,6 +99,7 @@ class BackendConfig:
     shards: int | None = None
     mode: str = "sync"
     max_staleness: int = 1
+    carry_over: bool = True
     ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
@@ -101,6 +113,8 @@ class BackendConfig:
             raise SelfPlayError(f"selfplay.shards must be a positive integer or null, got {self.shards!r}")
         if not _int_at_least(self.max_staleness, 0):
             raise SelfPlayError(f"selfplay.max_staleness must be an integer >= 0, got {self.max_staleness!r}")
+        if not isinstance(self.carry_over, bool):
+            raise SelfPlayError(f"selfplay.carry_over must be true or false, got {self.carry_over!r}")
         if self.mode == "async" and self.backend != "ray":
             raise SelfPlayError(
                 "selfplay.mode=async needs selfplay.backend=ray (actors that play while the trainer trains)"
@@ -109,16 +123,23 @@ class BackendConfig:
     def shard_count(self, processes: int = 1) -> int:
         return self.shards if self.shards is not None else max(self.actors, processes)
 
+    @property
+    def keeps_sessions(self) -> bool:
+        """Whether shards are streams whose games carry over between iterations."""
+        return self.carry_over and self.mode == "sync"
+
 
 @dataclass(frozen=True)
 class Shard:
-    """`games` games of `iteration` played in lockstep from `seed`; `index` orders the
-    shards of an iteration."""
+    """`games` finished games of `iteration` from the seed stream `seed`; `index` orders
+    the shards of an iteration. stream: the shard's session goes on across iterations
+    (its unfinished games carry over); else the shard is one batch that drains."""
 
     iteration: int
     index: int
     games: int
     seed: int
+    stream: bool = False
 
 
 def shard_seed(seed: int, iteration: int, index: int) -> int:
@@ -126,12 +147,25 @@ def shard_seed(seed: int, iteration: int, index: int) -> int:
     return seed * 100_003 + iteration + index * 1_000_000_007
 
 
-def plan_shards(games: int, shards: int, seed: int, iteration: int) -> list[Shard]:
-    """The iteration's games split as evenly as possible into `shards` shards."""
+def stream_seed(seed: int, index: int) -> int:
+    """The seed of shard `index`'s stream of games over a whole run (carry-over): one no
+    draining shard of the run uses (it would be iteration -1's)."""
+    return shard_seed(seed, -1, index)
+
+
+def plan_shards(games: int, shards: int, seed: int, iteration: int, stream: bool = False) -> list[Shard]:
+    """The iteration's games split as evenly as possible into `shards` shards; `stream`:
+    shards that carry their unfinished games over, seeded per shard for the whole run."""
     if games < shards:
         raise SelfPlayError(f"selfplay.games ({games}) must be at least the number of shards ({shards})")
     return [
-        Shard(iteration, index, games // shards + (index < games % shards), shard_seed(seed, iteration, index))
+        Shard(
+            iteration,
+            index,
+            games // shards + (index < games % shards),
+            stream_seed(seed, index) if stream else shard_seed(seed, iteration, index),
+            stream,
+        )
         for index in range(shards)
     ]
 
@@ -163,15 +197,62 @@ def play_shard(
     )
 
 
+class ShardPlayer:
+    """Plays shards with whatever evaluator a call brings, keeping the session of every
+    stream shard it has played (in memory, between calls); a stream shard it has no session
+    for starts from `checkpoint` (the shard's last `SelfPlaySession.checkpoint()`, None: the
+    stream's beginning)."""
+
+    def __init__(self, search: SearchConfig, config: SelfPlayConfig, rules: Rules, device: torch.device | str = "cpu"):
+        self.search, self.config, self.rules, self.device = search, config, rules, device
+        self.sessions: dict[int, SelfPlaySession] = {}
+
+    def play(
+        self,
+        evaluator: Evaluator,
+        shard: Shard,
+        model_iteration: int,
+        checkpoint: dict | None = None,
+        progress: bool = False,
+        on_game: Callable[[int], None] | None = None,
+    ) -> tuple[SelfPlayOutput, dict | None]:
+        """The shard's games and, for a stream shard, its session's checkpoint after them."""
+        if not shard.stream:
+            output = play_shard(
+                evaluator, self.search, self.config, self.rules, shard, model_iteration, progress, on_game
+            )
+            return output, None
+        session = self.sessions.get(shard.index)
+        if session is None:
+            session = self.sessions[shard.index] = self._open(shard, checkpoint)
+        headers = {"Iteration": str(shard.iteration)}
+        output = session.play(
+            evaluator, shard.games, model=model_iteration, progress=progress, headers=headers, on_game=on_game
+        )
+        return output, session.checkpoint()
+
+    def _open(self, shard: Shard, checkpoint: dict | None) -> SelfPlaySession:
+        saved = checkpoint or {"seed": shard.seed}
+        if saved["seed"] != shard.seed:
+            raise SelfPlayError(
+                f"the saved session of shard {shard.index} plays the seed stream {saved['seed']}, this run's "
+                f"shard {shard.index} plays {shard.seed}: resume with the run's seed and selfplay.shards"
+            )
+        config = replace(self.config, parallel=min(self.config.parallel, shard.games))
+        return SelfPlaySession(self.search, config, self.rules, self.device, **saved)
+
+
 @dataclass
 class Played:
     """An iteration's games as a backend returns them: outputs by shard index, the wall
-    time it took, the games dropped as stale (async mode) and the actors' restarts."""
+    time it took, the games dropped as stale (async mode), the actors' restarts and the
+    checkpoints of the stream shards' sessions after the iteration, by shard index."""
 
     outputs: dict[int, SelfPlayOutput]
     seconds: float
     stale_games_dropped: int = 0
     actor_restarts: int = 0
+    sessions: dict[int, dict] = field(default_factory=dict)
 
 
 def merge_played(played: Sequence[Played]) -> SelfPlayOutput:
@@ -202,7 +283,9 @@ class SelfPlayBackend(Protocol):
 
 
 class LocalBackend:
-    """Plays the shards in this process, one after the other, on `device`."""
+    """Plays the shards in this process, one after the other, on `device`, keeping the
+    sessions of stream shards from one call to the next; `sessions`: checkpoints (by shard
+    index) that the streams continue from (a resumed run's)."""
 
     def __init__(
         self,
@@ -211,9 +294,12 @@ class LocalBackend:
         rules: Rules,
         device: torch.device | str = "cpu",
         progress: bool = True,
+        sessions: dict[int, dict] | None = None,
     ):
         self.search, self.games, self.rules = search, games, rules
         self.device, self.progress = torch.device(device), progress
+        self.player = ShardPlayer(search, games, rules, self.device)
+        self.saved = dict(sessions or {})
 
     def play(
         self,
@@ -225,14 +311,17 @@ class LocalBackend:
         started = time.perf_counter()
         evaluator = NetworkEvaluator(copy.deepcopy(network), self.device)
         outputs: dict[int, SelfPlayOutput] = {}
+        sessions: dict[int, dict] = {}
         done = 0
         for shard in shards:
             counted = None if on_game is None else (lambda finished, before=done: on_game(before + finished))
-            outputs[shard.index] = play_shard(
-                evaluator, self.search, self.games, self.rules, shard, iteration, self.progress, counted
+            outputs[shard.index], checkpoint = self.player.play(
+                evaluator, shard, iteration, self.saved.get(shard.index), self.progress, counted
             )
+            if checkpoint is not None:
+                sessions[shard.index] = checkpoint
             done += shard.games
-        return Played(outputs, time.perf_counter() - started)
+        return Played(outputs, time.perf_counter() - started, sessions=sessions)
 
     def actors(self) -> list[ActorStatus]:
         return []
@@ -250,13 +339,15 @@ def make_backend(
     device: torch.device | str = "cpu",
     progress: bool = True,
     start_iteration: int = 0,
+    sessions: dict[int, dict] | None = None,
 ) -> SelfPlayBackend:
-    """The backend the config names; Ray is imported only when asked for."""
+    """The backend the config names; Ray is imported only when asked for. `sessions`: the
+    checkpoints the stream shards continue from (a resumed run's)."""
     if config.backend == "local":
-        return LocalBackend(search, games, rules, device, progress)
+        return LocalBackend(search, games, rules, device, progress, sessions)
     try:
         from razzle.selfplay.ray_backend import RayBackend
     except ImportError as error:
         raise SelfPlayError(f"selfplay.backend=ray needs the ray package: pip install -e '.[ray]' ({error})") from error
 
-    return RayBackend(config, search, games, rules, seed, start_iteration)
+    return RayBackend(config, search, games, rules, seed, start_iteration, sessions)

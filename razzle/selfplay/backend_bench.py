@@ -2,12 +2,14 @@
 
 Every configuration plays the same `--games` games per iteration with the same network:
 the local backend as one lockstep batch, N actors as N shards on a local Ray cluster of
-N CPUs. One warm-up iteration (actors starting, weights arriving) is not timed; the
-figure is the next iteration's games over its wall time, transfers included.
+N CPUs. One warm-up iteration (actors starting, weights arriving, and with carry-over
+the pipeline of games in flight filling) is not timed; the figure is the next iteration's
+games over its wall time, transfers included. `--no-carry-over` measures shards that drain.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -27,15 +29,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-turns", type=int, default=60)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--carry-over",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="shards keep their unfinished games for the next iteration, as the loop does by default",
+    )
 
 
 def _games_per_s(config: BackendConfig, network, search, games: SelfPlayConfig, rules, seed: int) -> float:
     backend = make_backend(config, search, games, rules, seed, progress=False)
     try:
-        count = config.shard_count()
-        backend.play(network, 0, plan_shards(games.games, count, seed, 0), None)  # warm-up
+        count, stream = config.shard_count(), config.keeps_sessions
+        backend.play(network, 0, plan_shards(games.games, count, seed, 0, stream), None)  # warm-up
         started = time.perf_counter()
-        backend.play(network, 1, plan_shards(games.games, count, seed, 1), None)
+        backend.play(network, 1, plan_shards(games.games, count, seed, 1, stream), None)
         return games.games / (time.perf_counter() - started)
     finally:
         backend.close()
@@ -51,12 +59,15 @@ def run(args) -> dict:
         "games": args.games,
         "simulations": args.simulations,
         "model": args.model,
+        "carry_over": args.carry_over,
     }
-    local = _games_per_s(BackendConfig(), network, search, games, rules, args.seed)
+    local = _games_per_s(BackendConfig(carry_over=args.carry_over), network, search, games, rules, args.seed)
     figures["local_games_per_s"] = round(local, 3)
     print(f"local backend: {local:.3f} games/s")
     for actors in args.actors:
-        config = BackendConfig(backend="ray", actors=actors, ray=RayConfig(num_cpus=actors))
+        config = BackendConfig(
+            backend="ray", actors=actors, carry_over=args.carry_over, ray=RayConfig(num_cpus=actors)
+        )
         rate = _games_per_s(config, network, search, games, rules, args.seed)
         figures[f"ray_{actors}_actors_games_per_s"] = round(rate, 3)
         print(f"{actors} Ray actor(s): {rate:.3f} games/s")

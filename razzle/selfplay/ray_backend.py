@@ -2,11 +2,15 @@
 
 Each iteration the trainer puts the network's weights into Ray's object store once
 (`ray.put`); every shard handed to an actor carries a reference to them, and an actor
-loads them only when their version changes. Shards go to idle actors from a queue, so a
-fast actor plays more of them. An actor that dies (killed, out of memory, its node lost)
-is replaced by a fresh one and the shard it was playing goes back to the front of the
-queue, to be played again from its seed: no game is lost or counted twice, and the
-samples are those the local backend would have produced.
+loads them only when their version changes. Draining shards go to idle actors from a
+queue, so a fast actor plays more of them. Stream shards (carry-over) stay on their actor:
+shard k is always played by actor k mod actors, which keeps the shard's session (its games
+in flight) in memory, and hands back the session's checkpoint with the shard's games; the
+driver keeps the newest one. An actor that dies (killed, out of memory, its node lost) is
+replaced by a fresh one and the shard it was playing goes back to the front of its queue:
+a draining shard is played again from its seed, a stream shard continues from its last
+checkpoint (its games in flight start again from their first move). No game is lost or
+counted twice, and without deaths the samples are those the local backend produces.
 
 In async mode a background thread keeps every actor busy with the newest weights
 published, also while the trainer trains, buffering at most one iteration's shards; an
@@ -31,7 +35,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from razzle.game.rules import Rules
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.search import SearchConfig
-from razzle.selfplay.backend import BackendConfig, Played, SelfPlayError, Shard, play_shard, shard_seed
+from razzle.selfplay.backend import BackendConfig, Played, SelfPlayError, Shard, ShardPlayer, shard_seed
 from razzle.selfplay.games import SelfPlayConfig, SelfPlayOutput
 from razzle.selfplay.status import ActorStatus
 
@@ -41,9 +45,9 @@ POLL_SECONDS = 0.2
 
 
 class SelfPlayActor:
-    """A Ray actor's state: the network (on the GPU share Ray gave it, else the CPU) and
-    the version of the weights it holds. Threaded (two calls at a time) so that
-    `games_finished` answers while a shard is being played."""
+    """A Ray actor's state: the network (on the GPU share Ray gave it, else the CPU), the
+    version of the weights it holds and the sessions of its stream shards. Threaded (two
+    calls at a time) so that `games_finished` answers while a shard is being played."""
 
     def __init__(
         self, network: torch.nn.Module, search: SearchConfig, games: SelfPlayConfig, rules: Rules, threads: int
@@ -51,7 +55,7 @@ class SelfPlayActor:
         torch.set_num_threads(threads)
         device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
         self.evaluator = NetworkEvaluator(network, device)
-        self.search, self.games, self.rules = search, games, rules
+        self.player = ShardPlayer(search, games, rules, device)
         self.version: int | None = None
         self.finished = 0
 
@@ -62,15 +66,19 @@ class SelfPlayActor:
         """Games finished of the shard in progress."""
         return self.finished
 
-    def play(self, shard: Shard, version: int, weights: list) -> tuple[int, SelfPlayOutput]:
+    def play(
+        self, shard: Shard, version: int, weights: list, checkpoint: dict | None
+    ) -> tuple[int, SelfPlayOutput, dict | None]:
         """The shard's games with weights `version` (a one-element list, so that Ray hands
-        over the reference and the actor fetches the weights only when they are new)."""
+        over the reference and the actor fetches the weights only when they are new), and
+        its session's checkpoint after them; a stream shard this actor holds no session
+        of continues from `checkpoint`."""
         if version != self.version:
             self.evaluator.network.load_state_dict(ray.get(weights[0]))
             self.version = version
         self.finished = 0
-        output = play_shard(self.evaluator, self.search, self.games, self.rules, shard, version, on_game=self._count)
-        return version, output
+        output, saved = self.player.play(self.evaluator, shard, version, checkpoint, on_game=self._count)
+        return version, output, saved
 
     def _count(self, finished: int) -> None:
         self.finished = finished
@@ -116,8 +124,10 @@ class RayBackend:
         rules: Rules,
         seed: int,
         start_iteration: int = 0,
+        sessions: dict[int, dict] | None = None,
     ):
         self.config, self.search, self.games, self.rules, self.seed = config, search, games, rules, seed
+        self._sessions = dict(sessions or {})  # the newest checkpoint of each stream shard
         self._started_ray = False
         if not ray.is_initialized():
             try:
@@ -161,14 +171,16 @@ class RayBackend:
     ) -> Played:
         started = time.perf_counter()
         self._publish(network, iteration)
+        sessions: dict[int, dict] = {}
         if self.config.mode == "sync":
             outputs, dropped = self._play_sync(shards, on_game), 0
+            sessions = {shard.index: self._sessions[shard.index] for shard in shards if shard.stream}
         else:
             outputs, dropped = self._play_async(iteration, sum(shard.games for shard in shards), on_game)
         with self._lock:
             total = sum(slot.restarts for slot in self._slots)
             restarts, self._restarts_reported = total - self._restarts_reported, total
-        played = Played(outputs, time.perf_counter() - started, dropped, restarts)
+        played = Played(outputs, time.perf_counter() - started, dropped, restarts, sessions)
         log.info("self-play iteration %d on Ray: %s", iteration, self.describe())
         return played
 
@@ -258,15 +270,23 @@ class RayBackend:
                 f"self-play actor {slot.number} died {slot.restarts} times (ray.max_restarts="
                 f"{self.config.ray.max_restarts}); last: {error}"
             )
-        log.warning("self-play actor %d died (%s); starting it again, its shard is played again", slot.number, error)
+        log.warning(
+            "self-play actor %d died (%s); starting it again, its shard is played again (a stream shard from "
+            "its last checkpoint)",
+            slot.number,
+            error,
+        )
         ray.kill(slot.handle)
         self._start_actor(slot)
 
     def _submit(self, slot: _Slot, shard: Shard) -> None:
-        ref = slot.handle.play.remote(shard, self._version, [self._weights])
+        checkpoint = self._sessions.get(shard.index) if shard.stream else None
+        ref = slot.handle.play.remote(shard, self._version, [self._weights], checkpoint)
         slot.task = _Task(ref, shard, time.perf_counter())
 
-    def _finished(self, timeout: float | None) -> list[tuple[_Slot, Shard, tuple[int, SelfPlayOutput] | None]]:
+    def _finished(
+        self, timeout: float | None
+    ) -> list[tuple[_Slot, Shard, tuple[int, SelfPlayOutput, dict | None] | None]]:
         """Waits for the next shard to finish (at most `timeout` seconds); for each one,
         its result, or None when its actor died (the actor is started again)."""
         running = {slot.task.ref: slot for slot in self._slots if slot.task is not None}
@@ -292,18 +312,27 @@ class RayBackend:
 
     # --- sync: the given shards, with this iteration's weights ----------------------------
     def _play_sync(self, shards: Sequence[Shard], on_game: Callable[[int], None] | None) -> dict[int, SelfPlayOutput]:
-        queue = collections.deque(shards)
+        """Draining shards from one queue to whichever actor is idle; stream shards each
+        from its actor's own queue (shard k on actor k mod actors)."""
+        shared: collections.deque[Shard] = collections.deque(shard for shard in shards if not shard.stream)
+        own = {slot.number: collections.deque() for slot in self._slots}
+        for shard in shards:
+            if shard.stream:
+                own[shard.index % len(self._slots)].append(shard)
         outputs: dict[int, SelfPlayOutput] = {}
         done = 0
         while len(outputs) < len(shards):
             for slot in self._slots:
+                queue = own[slot.number] or shared
                 if slot.task is None and queue:
                     self._submit(slot, queue.popleft())
-            for _, shard, result in self._finished(timeout=None):
-                if result is None:
-                    queue.appendleft(shard)  # played again from its seed
+            for slot, shard, result in self._finished(timeout=None):
+                if result is None:  # played again: from its seed, or its stream's last checkpoint
+                    (own[slot.number] if shard.stream else shared).appendleft(shard)
                     continue
                 outputs[shard.index] = result[1]
+                if result[2] is not None:
+                    self._sessions[shard.index] = result[2]
                 done += shard.games
                 if on_game is not None:
                     on_game(done)

@@ -4,6 +4,8 @@
       iter_0000/  samples.pt   the iteration's training samples (one shard)
                   games.txt    every game as a record (razzle.game.notation), blank-line separated
                   stats.json   the iteration's game statistics and sample count
+                  sessions.json  with carry-over: each shard's session checkpoint after
+                               the iteration (by shard index), what a resumed run continues
       iter_0001/ ...
 
 An iteration is written into a hidden temporary folder and renamed into place, so a crash
@@ -25,6 +27,7 @@ from razzle.game.notation import GameRecord
 from razzle.selfplay.games import SelfPlayOutput
 
 _ITERATION = re.compile(r"^iter_(\d{4,})$")
+SESSIONS = "sessions.json"
 
 
 class ReplayStore:
@@ -42,10 +45,14 @@ class ReplayStore:
         found = (_ITERATION.match(p.name) for p in self.root.iterdir() if p.is_dir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def write(self, iteration: int, output: SelfPlayOutput) -> Path:
-        """Store an iteration; an existing folder of the same number is replaced whole."""
+    def write(self, iteration: int, output: SelfPlayOutput, sessions: dict[int, dict] | None = None) -> Path:
+        """Store an iteration (with the shards' session checkpoints, when given); an
+        existing folder of the same number is replaced whole."""
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
+            if sessions:
+                by_shard = {str(index): sessions[index] for index in sorted(sessions)}
+                (staging / SESSIONS).write_text(json.dumps(by_shard, indent=1))
             output.samples.save(staging / "samples.pt", searched_by=output.searched_by)
             records = "\n".join(record.to_text() for record in output.records)
             (staging / "games.txt").write_text(records)
@@ -65,6 +72,13 @@ class ReplayStore:
 
     def stats(self, iteration: int) -> dict:
         return json.loads((self.folder(iteration) / "stats.json").read_text())
+
+    def sessions(self, iteration: int) -> dict[int, dict] | None:
+        """The shards' session checkpoints stored with the iteration (None: it has none)."""
+        path = self.folder(iteration) / SESSIONS
+        if not path.is_file():
+            return None
+        return {int(index): checkpoint for index, checkpoint in json.loads(path.read_text()).items()}
 
     def records(self, iteration: int) -> list[GameRecord]:
         text = (self.folder(iteration) / "games.txt").read_text()

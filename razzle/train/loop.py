@@ -2,10 +2,11 @@
 
 Per iteration k (`AlphaZeroLoop.run`, in the manner of AlphaZero.jl's `train!`):
 
-1. self-play: the current network plays `games` games with batched MCTS, split into
+1. self-play: the current network finishes `games` games with batched MCTS, split into
    shards of fixed seeds (razzle.selfplay.backend) and played by the self-play backend:
-   here (under DDP every process plays its share of the shards) or by Ray actors; rank 0
-   writes them all as `replay/iter_k`;
+   here (under DDP every process plays its share of the shards) or by Ray actors; with
+   carry-over each shard is a stream whose unfinished games go on in the next iteration;
+   rank 0 writes them all as `replay/iter_k`, with the shards' session checkpoints;
 2. the network is measured on those fresh games before it trains on them (held out by
    construction; torchmetrics reduces the processes' shares);
 3. the Trainer continues for `epochs_per_iteration` epochs on the newest window (one
@@ -28,7 +29,8 @@ says which stage of which iteration is done; with Lightning's `last.ckpt` and th
 store, `resume=<run dir>` continues at the same stage: an iteration's games are played
 once (a replay folder is written whole or not at all), its held-out metrics are measured
 before its training, its epochs continue from the last checkpoint, and its report is
-handed on once.
+handed on once; the shards' streams continue from the sessions saved with the newest
+replay folder (their games in flight start again), so no game is lost or stored twice.
 """
 
 from __future__ import annotations
@@ -262,6 +264,7 @@ class AlphaZeroLoop:
             self.store = ReplayStore(datamodule.dir)
         self._window_cap = datamodule.max_samples
         if lead or self.distribution.backend == "local":  # Ray actors are driven by rank 0 alone
+            sessions = self._saved_sessions() if self.distribution.keeps_sessions else None
             self._backend = make_backend(
                 self.distribution,
                 self.search,
@@ -271,10 +274,33 @@ class AlphaZeroLoop:
                 trainer.strategy.root_device,
                 progress=self.progress and lead,
                 start_iteration=self._state.iteration,
+                sessions=sessions,
             )
         trainer.callbacks.append(_EpochProgress(self))
         for handler in self._handlers:
             handler.on_run_start(self._state.finished())
+
+    def _saved_sessions(self) -> dict[int, dict] | None:
+        """The shards' session checkpoints of the newest stored iteration (a resumed run
+        continues its streams from them; None: the streams begin)."""
+        played = self.store.iterations()
+        sessions = self.store.sessions(played[-1]) if played else None
+        count = self._shard_count()
+        if sessions is not None and sorted(sessions) != list(range(count)):
+            raise LoopError(
+                f"{self.store.folder(played[-1])} holds the sessions of {len(sessions)} shards, this run plays "
+                f"{count}: resume with the run's selfplay.shards (or selfplay.carry_over=false)"
+            )
+        return sessions
+
+    def _shard_count(self) -> int:
+        """Shards per iteration: under DDP with the local backend, at least one per process."""
+        world = distributed.world_size()
+        local = self.distribution.backend == "local"
+        count = self.distribution.shard_count(world if local else 1)
+        if local and count < world:
+            raise LoopError(f"selfplay.shards ({count}) must be at least the number of processes ({world})")
+        return count
 
     def _initial_state(self, resume: bool) -> LoopState:
         if resume:
@@ -377,13 +403,12 @@ class AlphaZeroLoop:
 
     def _play(self, module: AlphaZeroModule, iteration: int) -> None:
         """The iteration's shards: every process plays its share with the local backend,
-        rank 0 alone drives Ray actors; rank 0 writes them all."""
+        rank 0 alone drives Ray actors; rank 0 writes them all, with the checkpoints of the
+        shards' sessions when their games carry over."""
         rank, world = distributed.rank(), distributed.world_size()
         local = self.distribution.backend == "local"
-        count = self.distribution.shard_count(world if local else 1)
-        if local and count < world:
-            raise LoopError(f"selfplay.shards ({count}) must be at least the number of processes ({world})")
-        shards = plan_shards(self.games.games, count, self.seed, iteration)
+        stream = self.distribution.keeps_sessions
+        shards = plan_shards(self.games.games, self._shard_count(), self.seed, iteration, stream)
         mine = shards[rank::world] if local else shards
         lead = rank == 0
         played = None
@@ -397,7 +422,9 @@ class AlphaZeroLoop:
             )
         parts = distributed.gather(played)
         if lead:
-            self.store.write(iteration, merge_played([part for part in parts if part is not None]))
+            parts = [part for part in parts if part is not None]
+            sessions = {index: checkpoint for part in parts for index, checkpoint in part.sessions.items()}
+            self.store.write(iteration, merge_played(parts), sessions)
         distributed.barrier()  # every rank reads the window only once it is written
 
     def _evaluate(self, module: AlphaZeroModule, device: torch.device) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Self-play on a real local Ray cluster (two CPUs, one per test module): the actors
-produce the local backend's samples, a killed actor loses and duplicates nothing, and
-async mode drops stale games and counts them."""
+produce the local backend's samples (also with games carried over between iterations), a
+killed actor loses and duplicates nothing, and async mode drops stale games and counts
+them."""
 
 import threading
 import time
@@ -23,6 +24,7 @@ from razzle.selfplay.backend import (  # noqa: E402
 )
 from razzle.selfplay.games import SelfPlayConfig  # noqa: E402
 from razzle.selfplay.ray_backend import RayBackend  # noqa: E402
+from tests.selfplay.test_backend import stream_games  # noqa: E402
 
 RULES = Rules(max_turns=10)
 SEARCH = SearchConfig(simulations=3)
@@ -110,6 +112,54 @@ def test_an_actor_killed_mid_game_loses_and_duplicates_nothing():
     assert len(remote.records) == games.games
     assert same_samples(remote.samples, local.samples)  # the shard was played again from its seed
     assert actions(remote) == actions(local)
+
+
+def test_stream_shards_stay_on_their_actors_and_play_the_local_backends_games():
+    games = SelfPlayConfig(games=6, parallel=2, temperature_turns=2)  # shards of 3 games, 2 in flight
+    nets = [network(0), network(1)]
+    local_backend, actors = LocalBackend(SEARCH, games, RULES, progress=False), backend(games, carry_over=True)
+    local, remote = [], []
+    try:
+        for iteration, net in enumerate(nets):
+            shards = plan_shards(games.games, 2, seed=0, iteration=iteration, stream=True)
+            local.append(local_backend.play(net, iteration, shards))
+            remote.append(actors.play(net, iteration, shards))
+        statuses = actors.actors()
+    finally:
+        actors.close()
+    # Equal only if each shard's session lived on in one actor: a session rebuilt from its
+    # checkpoint would start its games in flight again.
+    for here, there in zip(local, remote):
+        assert same_samples(merge_played([there]).samples, merge_played([here]).samples)
+        assert actions(merge_played([there])) == actions(merge_played([here]))
+        assert there.sessions == here.sessions
+    assert [s.games for s in statuses] == [6, 6] and all(s.restarts == 0 for s in statuses)
+    spanning = {r.headers["Models"] for r in merge_played([remote[1]]).records}
+    assert "0-1" in spanning
+
+
+def test_an_actor_killed_with_stream_shards_loses_and_duplicates_no_game():
+    games = SelfPlayConfig(games=6, parallel=1, temperature_turns=2)  # three games in a row per shard
+    net = network(1)
+    actors = backend(games, carry_over=True)
+    try:
+        first = actors.play(net, 0, plan_shards(games.games, 2, 0, 0, stream=True))
+        result = {}
+        shards = plan_shards(games.games, 2, 0, 1, stream=True)
+        player = threading.Thread(target=lambda: result.update(played=actors.play(net, 1, shards)))
+        player.start()
+        victim = actors.handle(0)
+        until(lambda: ray.get(victim.games_finished.remote()) >= 1, "actor 0's first game of iteration 1")
+        ray.kill(victim)  # mid-shard: it held shard 0's session
+        player.join(WAIT_SECONDS)
+        second = result["played"]
+    finally:
+        actors.close()
+    assert second.actor_restarts == 1
+    assert [len(merge_played([part]).records) for part in (first, second)] == [6, 6]
+    # Shard 0 continued from iteration 0's checkpoint on the new actor: every game of both
+    # streams returned once, only the ones in flight now missing.
+    stream_games([o for part in (first, second) for o in part.outputs.values()], second.sessions)
 
 
 def test_async_mode_drops_stale_games_and_counts_them():

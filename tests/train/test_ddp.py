@@ -1,5 +1,6 @@
-"""The loop under DDP: two CPU processes (gloo) split the self-play games, rank 0 writes
-them once, and the processes train on disjoint shares of the same window."""
+"""The loop under DDP: two CPU processes (gloo) split the self-play games (each keeping its
+shard's session), rank 0 writes them once, and the processes train on disjoint shares of
+the same window."""
 
 import json
 import os
@@ -56,6 +57,8 @@ def test_two_processes_share_the_games_and_the_window(tmp_path):
         records = store.records(iteration)
         assert [record.headers["Game"] for record in records] == ["1", "2", "3", "4"]
         assert len({tuple(record.actions) for record in records}) == 4  # distinct seeds: distinct games
+        # carry-over: each process kept its own shard's session, rank 0 stored both
+        assert sorted(store.sessions(iteration)) == [0, 1]
     assert sorted(float(row["iteration"]) for row in metric_rows(run) if row.get("iteration")) == [0.0, 1.0]
 
     # Held out: each process measured half of iteration 1's games; reduced, they are the

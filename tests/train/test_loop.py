@@ -16,6 +16,8 @@ from razzle.game import Rules
 from razzle.metric_names import CANONICAL_METRICS, ITERATION_METRICS
 from razzle.model.io import load_model_file
 from razzle.search import SearchConfig
+from razzle.search.streams import game_seeds
+from razzle.selfplay.backend import shard_seed
 from razzle.selfplay.games import SelfPlayConfig
 from razzle.selfplay.replay import ReplayStore
 from razzle.train.data import SampleDataModule
@@ -99,13 +101,27 @@ def assert_complete(run: Path, iterations: int = 2, epochs_per_iteration: int = 
 
 
 def assert_every_game_once(run: Path) -> None:
-    """Every game of the run, stored once (no seed twice), and every iteration the same
-    number of finished games."""
+    """Every game of the run, stored once (no seed twice), finished, and every iteration
+    the same number of finished games; with carry-over, the games stored are exactly those
+    of each shard's stream begun before the last checkpoint but the ones in flight."""
     store = ReplayStore(run / "replay")
-    returned = [[r.headers["Seed"] for r in store.records(i)] for i in store.iterations()]
-    assert len({len(seeds) for seeds in returned}) == 1
-    seeds = [seed for iteration in returned for seed in iteration]
+    records = [store.records(i) for i in store.iterations()]
+    assert all(record.position().is_terminal for iteration in records for record in iteration)
+    assert len({len(iteration) for iteration in records}) == 1
+    seeds = [record.headers["Seed"] for iteration in records for record in iteration]
     assert len(seeds) == len(set(seeds))
+    sessions = store.sessions(store.iterations()[-1])
+    if sessions is None:
+        return
+    game_of = {}
+    for index, saved in sessions.items():
+        seeds_of_stream = game_seeds(saved["seed"], torch.arange(saved["next_game"])).tolist()
+        game_of.update({str(seed): (index, n) for n, seed in enumerate(seeds_of_stream)})
+    stored = sorted(game_of[seed] for seed in seeds)
+    begun = [
+        (i, n) for i, saved in sorted(sessions.items()) for n in range(saved["next_game"]) if n not in saved["restart"]
+    ]
+    assert stored == begun, "a game of a shard's stream was lost or stored twice"
 
 
 def test_a_run_reports_every_iteration_once_with_every_name(tmp_path):
@@ -126,6 +142,17 @@ def test_a_run_reports_every_iteration_once_with_every_name(tmp_path):
     _, metadata = load_model_file(run / "models" / "iter_0001.pt")
     assert metadata["iteration"] == 1 and metadata["epoch"] == 4
     assert (run / "curves.png").stat().st_size > 0
+    # Carry-over is the default: each replay folder holds the shard's session after it.
+    assert [list(ReplayStore(run / "replay").sessions(i)) for i in (0, 1)] == [[0], [0]]
+
+
+def test_without_carry_over_each_iteration_is_a_draining_batch(tmp_path):
+    run = tmp_path / "run"
+    train_in_process(compose_run(run, "selfplay.iterations=1", "selfplay.eval_every=0", "selfplay.carry_over=false"))
+    store = ReplayStore(run / "replay")
+    assert store.sessions(0) is None
+    expected = game_seeds(shard_seed(0, 0, 0), torch.arange(2)).tolist()
+    assert [int(record.headers["Seed"]) for record in store.records(0)] == expected
 
 
 def test_a_replay_ratio_trains_each_iteration_on_its_new_positions_times_the_ratio(tmp_path):
@@ -197,17 +224,20 @@ def test_a_bad_replay_ratio_is_named(ratio):
     ids=["mid-selfplay", "mid-training", "mid-export-and-evaluation"],
 )
 def test_a_run_stopped_in_an_iteration_resumes_without_losing_or_repeating(tmp_path, phase, done):
+    """Three iterations, stopped in the second: with carry-over (the default) the third
+    continues the shard's stream from the second's saved session (or a replayed second
+    from the first's)."""
     run = tmp_path / "run"
     with pytest.raises(StopRun):
-        train_in_process(compose_run(run, *stop_at(1, phase, done)))
+        train_in_process(compose_run(run, "selfplay.iterations=3", *stop_at(1, phase, done)))
     state = json.loads((run / "loop_state.json").read_text())
     assert state["iteration"] == 1 and [report["iteration"] for report in state["history"]] == [0]
     played = ReplayStore(run / "replay").iterations()
     assert played == ([0] if phase == "selfplay" else [0, 1])
     games_before = (run / "replay" / "iter_0001" / "games.txt").read_text() if phase != "selfplay" else None
 
-    train_in_process(compose_run(run, f"resume={run}"))
-    assert_complete(run)
+    train_in_process(compose_run(run, "selfplay.iterations=3", f"resume={run}"))
+    assert_complete(run, iterations=3)
     if games_before is not None:  # iteration 1 was not played again
         assert (run / "replay" / "iter_0001" / "games.txt").read_text() == games_before
 

@@ -61,12 +61,16 @@ def test_the_ray_settings_compose():
 
 @pytest.mark.slow
 def test_ray_actors_write_the_local_backends_games(tmp_path):
+    """Two iterations with carry-over (the default): the games unfinished in the first go on
+    in the second, on the actor that holds their shard, as they do in the local process."""
     local, remote = tmp_path / "local", tmp_path / "ray"
-    played_here = run_train(*ONE_TINY_ITERATION, f"hydra.run.dir={local}", "selfplay.shards=2")
+    two = ("selfplay.iterations=2", "selfplay.epochs_per_iteration=1", "selfplay.games=6")  # 3 a shard, 2 at a time
+    played_here = run_train(*ONE_TINY_ITERATION, *two, f"hydra.run.dir={local}", "selfplay.shards=2")
     assert played_here.returncode == 0, played_here.stderr[-3000:]
     actors_file = tmp_path / "actors.json"
     played_there = run_train(
         *ONE_TINY_ITERATION,
+        *two,
         f"hydra.run.dir={remote}",
         "selfplay.backend=ray",
         "selfplay.actors=2",
@@ -76,17 +80,21 @@ def test_ray_actors_write_the_local_backends_games(tmp_path):
     )
     assert played_there.returncode == 0, played_there.stderr[-3000:]
 
-    here, there = (Samples.load(ReplayStore(run / "replay").folder(0) / "samples.pt") for run in (local, remote))
-    assert all(torch.equal(getattr(here, name), getattr(there, name)) for name in vars(here))
-    games = [(ReplayStore(run / "replay").folder(0) / "games.txt").read_text() for run in (local, remote)]
-    assert games[0] == games[1]
+    for iteration in (0, 1):
+        folders = [ReplayStore(run / "replay").folder(iteration) for run in (local, remote)]
+        here, there = (Samples.load(folder / "samples.pt") for folder in folders)
+        assert all(torch.equal(getattr(here, name), getattr(there, name)) for name in vars(here))
+        for name in ("games.txt", "sessions.json"):
+            assert (folders[0] / name).read_text() == (folders[1] / name).read_text(), name
 
     actors = json.loads(actors_file.read_text())
     assert [actor["actor"] for actor in actors] == [0, 1]
-    assert sum(actor["games"] for actor in actors) == 4 and all(actor["restarts"] == 0 for actor in actors)
-    assert "self-play iteration 0 on Ray: actor 0 on" in played_there.stderr + played_there.stdout
-    (row,) = [row for row in metric_rows(remote) if row.get("iteration")]
-    assert float(row["selfplay_actor_restarts"]) == 0.0 and float(row["selfplay_stale_games_dropped"]) == 0.0
+    assert sum(actor["games"] for actor in actors) == 12 and all(actor["restarts"] == 0 for actor in actors)
+    assert "self-play iteration 1 on Ray: actor 0 on" in played_there.stderr + played_there.stdout
+    rows = [row for row in metric_rows(remote) if row.get("iteration")]
+    assert len(rows) == 2
+    assert all(float(row["selfplay_actor_restarts"]) == 0.0 for row in rows)
+    assert all(float(row["selfplay_stale_games_dropped"]) == 0.0 for row in rows)
 
 
 @pytest.mark.slow
