@@ -30,7 +30,6 @@ def test_records_round_trip(seed):
 
 
 def test_record_shows_chains_as_the_ball_path():
-    position = Position.initial()
     actions = ["e1-d3", "b8-a6", "d1-d3", "end"]
     text = GameRecord(actions).to_text()
     assert "1. e1-d3 b8-a6\n2. d1-d3\n" in text
