@@ -41,6 +41,7 @@ from razzle.selfplay.games import (
 from razzle.selfplay.status import ActorStatus
 
 BACKENDS = ("local", "ray")
+NEXT_STREAM_SHARD = "selfplay_next_stream_shard"  # in an async run's replay stats: where a resume goes on
 MODES = ("sync", "async")
 
 
@@ -245,14 +246,16 @@ class ShardPlayer:
 @dataclass
 class Played:
     """An iteration's games as a backend returns them: outputs by shard index, the wall
-    time it took, the games dropped as stale (async mode), the actors' restarts and the
-    checkpoints of the stream shards' sessions after the iteration, by shard index."""
+    time it took, the games dropped as stale (async mode), the actors' restarts, the
+    checkpoints of the stream shards' sessions after the iteration, by shard index, and
+    (async mode) the shard number a resumed run's stream of shards starts from."""
 
     outputs: dict[int, SelfPlayOutput]
     seconds: float
     stale_games_dropped: int = 0
     actor_restarts: int = 0
     sessions: dict[int, dict] = field(default_factory=dict)
+    next_stream_shard: int | None = None
 
 
 def merge_played(played: Sequence[Played]) -> SelfPlayOutput:
@@ -266,6 +269,9 @@ def merge_played(played: Sequence[Played]) -> SelfPlayOutput:
         "selfplay_stale_games_dropped": float(sum(part.stale_games_dropped for part in played)),
         "selfplay_actor_restarts": float(sum(part.actor_restarts for part in played)),
     }
+    after = [part.next_stream_shard for part in played if part.next_stream_shard is not None]
+    if after:
+        merged.stats[NEXT_STREAM_SHARD] = max(after)
     return merged
 
 
@@ -338,7 +344,7 @@ def make_backend(
     seed: int,
     device: torch.device | str = "cpu",
     progress: bool = True,
-    start_iteration: int = 0,
+    start_shard: int = 0,
     sessions: dict[int, dict] | None = None,
 ) -> SelfPlayBackend:
     """The backend the config names; Ray is imported only when asked for. `sessions`: the
@@ -350,4 +356,4 @@ def make_backend(
     except ImportError as error:
         raise SelfPlayError(f"selfplay.backend=ray needs the ray package: pip install -e '.[ray]' ({error})") from error
 
-    return RayBackend(config, search, games, rules, seed, start_iteration, sessions)
+    return RayBackend(config, search, games, rules, seed, start_shard, sessions)

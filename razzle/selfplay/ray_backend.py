@@ -123,7 +123,7 @@ class RayBackend:
         games: SelfPlayConfig,
         rules: Rules,
         seed: int,
-        start_iteration: int = 0,
+        start_shard: int = 0,
         sessions: dict[int, dict] | None = None,
     ):
         self.config, self.search, self.games, self.rules, self.seed = config, search, games, rules, seed
@@ -154,7 +154,7 @@ class RayBackend:
         self._lock = threading.Condition()
         # async mode: the shard stream, its retries, the finished shards and the thread
         self._shards_per_iteration = config.shard_count()
-        self._next_shard = start_iteration * self._shards_per_iteration
+        self._next_shard = start_shard  # async mode: the stream's next shard number
         self._retry: collections.deque[Shard] = collections.deque()
         self._buffer: list[tuple[int, Shard, SelfPlayOutput]] = []
         self._failure: BaseException | None = None
@@ -172,15 +172,18 @@ class RayBackend:
         started = time.perf_counter()
         self._publish(network, iteration)
         sessions: dict[int, dict] = {}
+        next_stream_shard = None
         if self.config.mode == "sync":
             outputs, dropped = self._play_sync(shards, on_game), 0
             sessions = {shard.index: self._sessions[shard.index] for shard in shards if shard.stream}
         else:
-            outputs, dropped = self._play_async(iteration, sum(shard.games for shard in shards), on_game)
+            outputs, dropped, next_stream_shard = self._play_async(
+                iteration, sum(shard.games for shard in shards), on_game
+            )
         with self._lock:
             total = sum(slot.restarts for slot in self._slots)
             restarts, self._restarts_reported = total - self._restarts_reported, total
-        played = Played(outputs, time.perf_counter() - started, dropped, restarts, sessions)
+        played = Played(outputs, time.perf_counter() - started, dropped, restarts, sessions, next_stream_shard)
         log.info("self-play iteration %d on Ray: %s", iteration, self.describe())
         return played
 
@@ -341,7 +344,10 @@ class RayBackend:
     # --- async: a stream of shards, the newest weights, stale ones dropped --------------------
     def _play_async(
         self, iteration: int, games: int, on_game: Callable[[int], None] | None
-    ) -> tuple[dict[int, SelfPlayOutput], int]:
+    ) -> tuple[dict[int, SelfPlayOutput], int, int]:
+        """The iteration's shards from the stream, the games dropped as stale, and the
+        number after the newest stream shard taken (where a resumed run's stream starts:
+        with shards dropped, an iteration may take shards numbered past its own)."""
         per_shard = games // self._shards_per_iteration
         if per_shard * self._shards_per_iteration != games:
             raise SelfPlayError(
@@ -376,7 +382,8 @@ class RayBackend:
         for number, (_, shard, output) in enumerate(sorted(taken, key=lambda item: (item[1].iteration, item[1].index))):
             records = [replace(r, headers={**r.headers, "Iteration": str(iteration)}) for r in output.records]
             outputs[number] = replace(output, records=records)
-        return outputs, dropped
+        after = 1 + max(shard.iteration * self._shards_per_iteration + shard.index for _, shard, _ in taken)
+        return outputs, dropped, after
 
     def _take_shard(self) -> Shard:
         if self._retry:

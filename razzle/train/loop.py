@@ -58,7 +58,14 @@ from razzle.model.io import save_model_file
 from razzle.model.samples import Samples
 from razzle.search import MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
 from razzle.search.ladder import Ladder, rate_new_model
-from razzle.selfplay.backend import BackendConfig, SelfPlayBackend, make_backend, merge_played, plan_shards
+from razzle.selfplay.backend import (
+    NEXT_STREAM_SHARD,
+    BackendConfig,
+    SelfPlayBackend,
+    make_backend,
+    merge_played,
+    plan_shards,
+)
 from razzle.selfplay.games import SelfPlayConfig
 from razzle.selfplay.replay import ReplayStore
 from razzle.train import distributed
@@ -273,7 +280,7 @@ class AlphaZeroLoop:
                 self.seed,
                 trainer.strategy.root_device,
                 progress=self.progress and lead,
-                start_iteration=self._state.iteration,
+                start_shard=self._async_stream_start(),
                 sessions=sessions,
             )
         trainer.callbacks.append(_EpochProgress(self))
@@ -292,6 +299,13 @@ class AlphaZeroLoop:
                 f"{count}: resume with the run's selfplay.shards (or selfplay.carry_over=false)"
             )
         return sessions
+
+    def _async_stream_start(self) -> int:
+        """Where an async run's stream of shards starts: after the newest shard any stored
+        iteration took (a resumed run never plays a shard whose games are stored)."""
+        played = self.store.iterations()
+        newest = self.store.stats(played[-1]).get(NEXT_STREAM_SHARD) if played else None
+        return int(newest) if newest is not None else self._state.iteration * self._shard_count()
 
     def _shard_count(self) -> int:
         """Shards per iteration: under DDP with the local backend, at least one per process."""

@@ -15,6 +15,7 @@ from razzle.game import Rules  # noqa: E402
 from razzle.model.network import RazzleNet  # noqa: E402
 from razzle.search import SearchConfig  # noqa: E402
 from razzle.selfplay.backend import (  # noqa: E402
+    NEXT_STREAM_SHARD,
     BackendConfig,
     LocalBackend,
     RayConfig,
@@ -53,9 +54,9 @@ def actions(output) -> list[list[str]]:
     return [record.actions for record in output.records]
 
 
-def backend(games=GAMES, **settings) -> RayBackend:
+def backend(games=GAMES, start_shard=0, **settings) -> RayBackend:
     config = BackendConfig(backend="ray", actors=2, ray=CPU_ACTORS, **settings)
-    return RayBackend(config, SEARCH, games, RULES, seed=0)
+    return RayBackend(config, SEARCH, games, RULES, seed=0, start_shard=start_shard)
 
 
 def until(condition, what: str) -> None:
@@ -182,6 +183,16 @@ def test_async_mode_drops_stale_games_and_counts_them():
     assert len(kept.records) == GAMES.games
     assert second.stale_games_dropped >= 2 and second.stale_games_dropped % 2 == 0
     assert kept.stats["selfplay_stale_games_dropped"] == second.stale_games_dropped
+    # Dropping made iteration 1 take shards numbered past its own (4 and on): a resumed
+    # run's stream starts after them, so no stored game is played again.
+    assert second.next_stream_shard > 4 and kept.stats[NEXT_STREAM_SHARD] == second.next_stream_shard
+    resumed = backend(mode="async", max_staleness=0, start_shard=second.next_stream_shard)
+    try:
+        third = resumed.play(network(2), 2, plan_shards(GAMES.games, 2, seed=0, iteration=2))
+    finally:
+        resumed.close()
+    stored = {r.headers["Seed"] for part in (first, second) for r in merge_played([part]).records}
+    assert stored.isdisjoint(r.headers["Seed"] for r in merge_played([third]).records)
 
 
 def test_gpu_actors_on_a_cluster_without_gpus_are_refused_by_name():
