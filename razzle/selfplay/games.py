@@ -34,7 +34,7 @@ from razzle.model.samples import Samples, build_samples
 from razzle.search import MCTS, SearchConfig, TimedEvaluator, choose_actions
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import game_seeds, move_seeds, uniforms
-from razzle.selfplay.records import OPENING_TURNS, MoveLog, game_from_codes, move_codes
+from razzle.selfplay.records import OPENING_TURNS, MoveLog, game_from_codes
 
 __all__ = ["OPENING_TURNS", "SelfPlayConfig", "SelfPlayOutput", "SelfPlaySession", "play_games"]
 
@@ -236,7 +236,7 @@ class SelfPlaySession:
             game = self._slot_game.index_select(0, live.cpu())
             sign = torch.where(positions.to_move == 0, 1.0, -1.0).cpu()
             self._searched.append(_Searched(samples, game, sign, torch.full_like(game, model)))
-            self._moves.record(live, move_codes(positions, chosen), positions, result)
+            self._moves.record(live, positions, chosen, result)
 
             actions = torch.full((width,), END, dtype=torch.long, device=state.device)
             actions[live] = chosen.to(state.device)

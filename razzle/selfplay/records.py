@@ -101,15 +101,15 @@ class MoveLog:
         self.count = torch.zeros(width, dtype=torch.long, device=device)
         self.longest = 0  # an upper bound of count, known without reading the device
 
-    def record(self, slots: torch.Tensor, codes: torch.Tensor, state: State, result: SearchResult) -> None:
-        """The moves `codes` chosen in `slots` after the search `result` of their positions `state`."""
+    def record(self, slots: torch.Tensor, state: State, actions: torch.Tensor, result: SearchResult) -> None:
+        """The `actions` chosen in `slots` from their positions `state` after the search `result`."""
         if self.longest == self.codes.shape[1]:
             for name in ("codes", "values", "top_codes", "top_shares"):
                 log = getattr(self, name)
                 setattr(self, name, torch.cat([log, torch.zeros_like(log)], 1))
         column = self.count[slots]
         top_codes, top_shares = top_moves(state, result)
-        self.codes[slots, column] = codes
+        self.codes[slots, column] = move_codes(state, actions)
         self.values[slots, column] = result.root_value.to(self.values.dtype)
         self.top_codes[slots, column] = top_codes
         self.top_shares[slots, column] = top_shares

@@ -12,7 +12,7 @@ from razzle.game.position import Position
 from razzle.search import MCTS, SearchConfig
 from razzle.search.streams import game_seeds, move_seeds
 from razzle.selfplay.games import SelfPlayConfig, play_games
-from razzle.selfplay.records import TOP_MOVES, MoveLog, move_codes
+from razzle.selfplay.records import TOP_MOVES, MoveLog
 
 RULES = Rules(max_turns=16)
 SEARCH = SearchConfig(simulations=16)
@@ -91,7 +91,7 @@ def test_the_log_grows_past_its_capacity_keeping_every_column():
     log = MoveLog(2, start.device, capacity=2)
     slots = torch.arange(2)
     for _ in range(5):
-        log.record(slots, move_codes(start, result.actions[:, 0]), start, result)
+        log.record(slots, start, result.actions[:, 0], result)
     logged = log.game(1)
     assert len(logged.codes) == len(logged.values) == len(logged.top_codes) == len(logged.top_shares) == 5
     notes = logged.annotations()
