@@ -33,6 +33,7 @@ from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.io import ModelFileError, load_model_file
 from razzle.search import MCTSPlayer, SearchConfig
 from razzle.search.match import MatchResult, play_match
+from razzle.search.player import OPENING_TURNS
 
 # The training plan's "What to Compare", with the evaluation win rates and value skill.
 COMPARED_METRICS = (
@@ -430,7 +431,8 @@ def head_to_head(
     progress: bool = False,
 ) -> list[HeadToHead]:
     """Every other arm's final models against the reference arm's: `games` games per pair
-    of seeds, colours alternated, `simulations` per move, no root noise."""
+    of seeds, colours alternated, `simulations` per move, no root noise, the first
+    OPENING_TURNS moves sampled in proportion to visits (so that the games differ)."""
     search = SearchConfig(simulations=simulations)
     duels = []
     for arm in comparison.arms[1:]:
@@ -442,8 +444,8 @@ def head_to_head(
             except ModelFileError as error:
                 raise CompareError(str(error)) from None
             rules = Rules(**metadata["rules"]) if isinstance(metadata.get("rules"), dict) else Rules()
-            first = MCTSPlayer(NetworkEvaluator(network, device), search, seed=seed)
-            second = MCTSPlayer(NetworkEvaluator(opponent, device), search, seed=seed + 1)
+            first = MCTSPlayer(NetworkEvaluator(network, device), search, seed=seed, opening_turns=OPENING_TURNS)
+            second = MCTSPlayer(NetworkEvaluator(opponent, device), search, seed=seed + 1, opening_turns=OPENING_TURNS)
             pairs.append((*files, play_match(first, second, games, rules, progress=progress)))
         duels.append(HeadToHead(arm.label, pairs))
     return duels

@@ -5,6 +5,7 @@ from __future__ import annotations
 from razzle.cli.common import DefaultsHelpFormatter, add_search_arguments, load_evaluator, search_config
 from razzle.game import Rules
 from razzle.search import MCTSPlayer, RandomPlayer, UniformEvaluator, play_match
+from razzle.search.player import OPENING_TURNS
 
 
 def add_parser(subparsers) -> None:
@@ -19,6 +20,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--games", type=int, default=50, help="games, colours alternated")
     parser.add_argument("--seed", type=int, default=0, help="seed of both players' tie-breaks and random moves")
+    parser.add_argument(
+        "--opening-turns", type=int, default=OPENING_TURNS,
+        help="turns whose move each searching side samples in proportion to visits, so that the games differ",
+    )
     parser.add_argument("--max-turns", type=int, default=Rules.max_turns, help="turn limit of each game (a draw)")
     add_search_arguments(parser, simulations=64)
     parser.set_defaults(func=run)
@@ -27,14 +32,20 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     if args.games < 1:
         raise SystemExit("razzle arena: --games must be at least 1")
+    if args.opening_turns < 0:
+        raise SystemExit("razzle arena: --opening-turns must be 0 or more")
     config = search_config(args)
-    player = MCTSPlayer(load_evaluator(args.model, args.device, "razzle arena"), config, seed=args.seed)
+
+    def searcher(evaluator, seed: int) -> MCTSPlayer:
+        return MCTSPlayer(evaluator, config, seed=seed, opening_turns=args.opening_turns)
+
+    player = searcher(load_evaluator(args.model, args.device, "razzle arena"), args.seed)
     if args.opponent == "random":
         opponent = RandomPlayer(seed=args.seed + 1)
     elif args.opponent == "mcts":
-        opponent = MCTSPlayer(UniformEvaluator(), config, seed=args.seed + 1)
+        opponent = searcher(UniformEvaluator(), args.seed + 1)
     else:
-        opponent = MCTSPlayer(load_evaluator(args.opponent, args.device, "razzle arena"), config, seed=args.seed + 1)
+        opponent = searcher(load_evaluator(args.opponent, args.device, "razzle arena"), args.seed + 1)
     result = play_match(player, opponent, args.games, Rules(max_turns=args.max_turns), progress=True)
     low, high = result.score_interval()
     print(f"{args.model} vs {args.opponent}: {result.wins} wins, {result.draws} draws, {result.losses} losses "

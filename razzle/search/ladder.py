@@ -31,12 +31,11 @@ import numpy as np
 import torch
 
 from razzle.game.rules import Rules
-from razzle.game.state import State
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.io import ModelFileError, load_model_file
-from razzle.search import MCTS, MatchResult, RandomPlayer, SearchConfig, choose_actions, play_match
+from razzle.search import MatchResult, MCTSPlayer, RandomPlayer, SearchConfig, play_match
 from razzle.search.match import Player
-from razzle.search.streams import draw_seeds
+from razzle.search.player import OPENING_TURNS
 
 FORMAT = "razzle-ladder"
 FORMAT_VERSION = 1
@@ -45,7 +44,6 @@ ANCHORS = ("random", "first")
 ELO_PER_NAT = 400 / math.log(10)
 Z95 = 1.959963984540054
 VIRTUAL_DRAWS = 1.0
-OPENING_TURNS = 4
 
 
 class LadderError(Exception):
@@ -346,25 +344,6 @@ def _finite(number: float) -> float | None:
 
 
 # --- playing ------------------------------------------------------------------------------
-class OpeningSampler:
-    """MCTS that samples its move in proportion to visits for the first `opening_turns`
-    turns of a game and plays the most visited one after: without it, two deterministic
-    searches would play the same two games over and over."""
-
-    def __init__(self, evaluator, config: SearchConfig, opening_turns: int = OPENING_TURNS, seed: int = 0):
-        self.mcts = MCTS(evaluator, config)
-        self.opening_turns = opening_turns
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, state: State) -> torch.Tensor:
-        seeds = draw_seeds(state.batch_size, self.generator, state.device)
-        result = self.mcts.search(state, seeds).to("cpu")
-        early = state.turn.to("cpu") < self.opening_turns
-        sampled = choose_actions(result, 1.0, self.generator)
-        best = choose_actions(result, 0.0, self.generator)
-        return torch.where(early, sampled, best).to(state.device)
-
-
 def default_opponents(ladder: Ladder, iteration: int) -> list[str]:
     """The previous model, the latest models at least 2, 4, 8, ... iterations back, and
     the anchor: log2(run length) opponents, a direct link to the anchor for every model,
@@ -418,7 +397,7 @@ def rate_new_model(
             loaded = _load(Path(model_path), device)
         network, rules = loaded
         pair_seed = player_seed + 31 * number + already
-        mine = OpeningSampler(NetworkEvaluator(network, device), config, seed=pair_seed)
+        mine = MCTSPlayer(NetworkEvaluator(network, device), config, seed=pair_seed, opening_turns=OPENING_TURNS)
         theirs = _opponent(ladder, name, config, device, pair_seed + 1)
         # An odd number already played: the opponent starts this batch, so colours stay balanced.
         if already % 2:
@@ -450,4 +429,4 @@ def _opponent(ladder: Ladder, name: str, config: SearchConfig, device, seed: int
     if file_digest(path) != entrant.sha256:
         raise LadderError(f"the model file of {name}, {path}, changed since it was entered; rate it again first")
     network, _ = _load(path, device)
-    return OpeningSampler(NetworkEvaluator(network, device), config, seed=seed)
+    return MCTSPlayer(NetworkEvaluator(network, device), config, seed=seed, opening_turns=OPENING_TURNS)

@@ -50,8 +50,17 @@ class RandomPlayer:
         return random_actions(state.to("cpu"), self.generator).to(state.device)
 
 
+# Turns whose move a match player samples in proportion to visits (`opening_turns`).
+OPENING_TURNS = 4
+
+
 class MCTSPlayer:
-    """Search every game of the batch and play the chosen action (no root noise)."""
+    """Search every game of the batch and play the chosen action (no root noise).
+
+    opening_turns: sample the move in proportion to visits for a game's first turns, then
+    choose at `temperature`. Two deterministic searches facing each other otherwise play
+    the same few games again and again (a 40-game match between two trained models held
+    5 distinct games), and a match's interval counts games as independent."""
 
     def __init__(
         self,
@@ -59,13 +68,22 @@ class MCTSPlayer:
         config: SearchConfig | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        opening_turns: int = 0,
     ):
+        if opening_turns < 0:
+            raise ValueError(f"opening_turns must be >= 0, got {opening_turns}")
         self.mcts = MCTS(evaluator, config)
         self.temperature = temperature
+        self.opening_turns = opening_turns
         self.generator = torch.Generator().manual_seed(seed)
         self.last_result: SearchResult | None = None
 
     def __call__(self, state: State) -> torch.Tensor:
         seeds = draw_seeds(state.batch_size, self.generator, state.device)
         self.last_result = self.mcts.search(state, seeds)
-        return choose_actions(self.last_result.to("cpu"), self.temperature, self.generator).to(state.device)
+        result = self.last_result.to("cpu")
+        opening = choose_actions(result, 1.0, self.generator) if self.opening_turns else None
+        chosen = choose_actions(result, self.temperature, self.generator)
+        if opening is not None:
+            chosen = torch.where(state.turn.to("cpu") < self.opening_turns, opening, chosen)
+        return chosen.to(state.device)

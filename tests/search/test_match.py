@@ -4,6 +4,9 @@ import pytest
 import torch
 
 from razzle.game import Rules
+from razzle.game.engine import initial_state
+from razzle.model.evaluator import NetworkEvaluator
+from razzle.model.network import RazzleNet
 from razzle.search import MatchResult, MCTSPlayer, RandomPlayer, SearchConfig, UniformEvaluator, play_match
 
 
@@ -72,3 +75,21 @@ def test_uniform_prior_search_with_200_simulations_beats_a_random_player(one_thr
     searcher = MCTSPlayer(UniformEvaluator(), SearchConfig(simulations=200), seed=1)
     result = play_match(searcher, RandomPlayer(seed=2), games=50)
     assert result.wins >= 45, result
+
+
+def test_opening_turns_vary_the_first_moves_where_the_most_visited_move_would_not():
+    torch.manual_seed(0)
+    evaluator = NetworkEvaluator(RazzleNet.of_size("tiny"))
+    config = SearchConfig(simulations=16)
+    start = initial_state(8)
+    best = MCTSPlayer(evaluator, config, seed=3)(start)
+    sampled = MCTSPlayer(evaluator, config, seed=3, opening_turns=1)(start)
+    assert len(set(best.tolist())) == 1
+    assert len(set(sampled.tolist())) >= 3
+    start.turn.fill_(1)
+    assert MCTSPlayer(evaluator, config, seed=3, opening_turns=1)(start).tolist() == best.tolist()
+
+
+def test_a_negative_number_of_opening_turns_is_refused():
+    with pytest.raises(ValueError, match="opening_turns"):
+        MCTSPlayer(UniformEvaluator(), opening_turns=-1)
