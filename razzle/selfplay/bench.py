@@ -1,8 +1,8 @@
 """`razzle bench selfplay`: self-play games/s, how much of self-play is the network, and raw
 search speed.
 
-games/s: the default self-play configuration (tiny network, 64 simulations, 64 games in
-a batch of 64), played as one self-contained batch (`play_games`: the batch drains at the
+games/s: issue 11's self-play configuration (tiny network, 64 simulations, 64 games in
+a batch of 64; the training default now plays 128), played as one self-contained batch (`play_games`: the batch drains at the
 end, as every iteration did before sessions) and as the training loop plays it now (a
 `SelfPlaySession` in steady state: unfinished games carry over, the batch stays full).
 search overhead = self-play network evaluations/s / the bare network's forward
