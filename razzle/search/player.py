@@ -82,8 +82,8 @@ class MCTSPlayer:
         seeds = draw_seeds(state.batch_size, self.generator, state.device)
         self.last_result = self.mcts.search(state, seeds)
         result = self.last_result.to("cpu")
-        opening = choose_actions(result, 1.0, self.generator) if self.opening_turns else None
+        if not self.opening_turns:
+            return choose_actions(result, self.temperature, self.generator).to(state.device)
+        opening = choose_actions(result, 1.0, self.generator)
         chosen = choose_actions(result, self.temperature, self.generator)
-        if opening is not None:
-            chosen = torch.where(state.turn.to("cpu") < self.opening_turns, opening, chosen)
-        return chosen.to(state.device)
+        return torch.where(state.turn.to("cpu") < self.opening_turns, opening, chosen).to(state.device)

@@ -1,10 +1,11 @@
 """`razzle bench selfplay`: self-play games/s, how much of self-play is the network, and raw
 search speed.
 
-games/s: issue 11's self-play configuration (tiny network, 64 simulations, 64 games in
-a batch of 64; the training default now plays 128), played as one self-contained batch (`play_games`: the batch drains at the
-end, as every iteration did before sessions) and as the training loop plays it now (a
-`SelfPlaySession` in steady state: unfinished games carry over, the batch stays full).
+games/s: the configuration of the README's throughput figures (tiny network, 64
+simulations, 64 games in a batch of 64; the training default plays 128), played as one
+self-contained batch (`play_games`: the batch drains at the end, as every iteration did
+before sessions) and as the training loop plays it now (a `SelfPlaySession` in steady
+state: unfinished games carry over, the batch stays full).
 search overhead = self-play network evaluations/s / the bare network's forward
 positions/s at the same batch (1.0: the search costs nothing beside the network).
 Raw search speed uses a uniform evaluator, so it measures the tree and the rules alone.
