@@ -13,6 +13,11 @@ or from a replay folder. The figures use the training metrics' own definitions
   uncertainty, plus a within-bin term (the spread of v inside each bin) that makes the
   sum exact. Value skill is the Brier skill score: 1 - Brier / uncertainty;
 - confidently wrong: the share of positions with |v| > 0.5 whose sign is the loser's.
+
+Beside the network's value, the same figures of the search's root value q on the same
+positions (recorded with each self-play sample): how much the search knows about the
+outcome beyond the value head, which tells a value that cannot learn more (q no better)
+from one that lags what its own search finds (q much better).
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class Phase:
     value_mse: float
     value_skill: float
     confidently_wrong: float
+    search_value_skill: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class CalibrationReport:
     confidently_wrong: float
     bins: list[Bin]
     phases: list[Phase]
+    search_calibration_error: float | None = None
+    search_value_skill: float | None = None
+    search_bins: list[Bin] | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON values (NaN becomes None)."""
@@ -95,9 +104,10 @@ def _finite(item):
     return item
 
 
-def replay_samples(directory: str | os.PathLike) -> tuple[Samples, list[Path]]:
+def replay_samples(directory: str | os.PathLike) -> tuple[Samples, list[Path], bool]:
     """Every sample shard under a folder (a run folder's ``replay/``, a ``replay/``, one
-    ``iter_NNNN/``, or any folder of ``*.pt`` shards) and the shards' paths."""
+    ``iter_NNNN/``, or any folder of ``*.pt`` shards), the shards' paths, and whether all
+    of them recorded the search's root values (shards older than that did not)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CalibrationInputError(f"replay folder {directory} does not exist")
@@ -108,13 +118,20 @@ def replay_samples(directory: str | os.PathLike) -> tuple[Samples, list[Path]]:
         raise CalibrationInputError(
             f"replay folder {directory} holds no sample shards (*.pt, e.g. iter_0000/samples.pt)"
         )
+    shards, searched = [], True
     try:
-        samples = Samples.cat([Samples.load(path) for path in paths])
+        for path in paths:
+            try:
+                shards.append(Samples.load(path, require_search_value=True))
+            except SampleFileError:
+                shards.append(Samples.load(path))  # raises again unless only the search values are missing
+                searched = False
     except SampleFileError as error:
         raise CalibrationInputError(str(error)) from None
+    samples = Samples.cat(shards)
     if len(samples) == 0:
         raise CalibrationInputError(f"replay folder {directory} holds no positions")
-    return samples, paths
+    return samples, paths, searched
 
 
 def trained_shards(model: str | os.PathLike, shards: list[Path]) -> list[Path]:
@@ -164,26 +181,35 @@ def _core(value: torch.Tensor, outcome: torch.Tensor) -> tuple[float, float, flo
     return calibration.compute().item(), mse, skill.compute().item(), wrong.double().mean().item()
 
 
+def _bins(value: torch.Tensor, outcome: torch.Tensor) -> list[Bin]:
+    metric = ValueCalibrationError()
+    metric.update(value, outcome)
+    table = metric.reliability()
+    columns = ("bin_low", "bin_high", "count", "mean_value", "mean_outcome")
+    return [
+        Bin(round(low, 6) + 0.0, round(high, 6) + 0.0, int(count), mv, mo)
+        for low, high, count, mv, mo in zip(*(table[c] for c in columns))
+    ]
+
+
 def analyse(
-    value: torch.Tensor, outcome: torch.Tensor, turn: torch.Tensor, phase_turns: int = PHASE_TURNS
+    value: torch.Tensor,
+    outcome: torch.Tensor,
+    turn: torch.Tensor,
+    phase_turns: int = PHASE_TURNS,
+    search_value: torch.Tensor | None = None,
 ) -> CalibrationReport:
     """The report of values v [N] against outcomes z [N] (both side to move's view) at
-    positions `turn` [N] (completed turns), phases `phase_turns` turns wide."""
+    positions `turn` [N] (completed turns), phases `phase_turns` turns wide; with
+    `search_value` [N] (the search's root values q), q's figures beside v's."""
     if value.numel() == 0:
         raise CalibrationInputError("there are no positions to analyse")
     if phase_turns < 1:
         raise CalibrationInputError(f"a game phase must be at least one turn wide, got {phase_turns}")
     value, outcome = value.double(), outcome.double()
+    search = None if search_value is None else search_value.double()
     calibration_error, mse, skill, wrong = _core(value, outcome)
-
-    metric = ValueCalibrationError()
-    metric.update(value, outcome)
-    table = metric.reliability()
-    columns = ("bin_low", "bin_high", "count", "mean_value", "mean_outcome")
-    bins = [
-        Bin(round(low, 6) + 0.0, round(high, 6) + 0.0, int(count), mv, mo)
-        for low, high, count, mv, mo in zip(*(table[c] for c in columns))
-    ]
+    bins = _bins(value, outcome)
 
     probability, observed = (1 + value) / 2, (1 + outcome) / 2
     brier = (probability - observed).square().mean().item()
@@ -199,7 +225,18 @@ def analyse(
     for index in bucket.unique().tolist():
         where = bucket == index
         first = index * phase_turns
-        phases.append(Phase(first, first + phase_turns - 1, int(where.sum()), *_core(value[where], outcome[where])))
+        search_skill = None if search is None else _core(search[where], outcome[where])[2]
+        phases.append(
+            Phase(first, first + phase_turns - 1, int(where.sum()), *_core(value[where], outcome[where]), search_skill)
+        )
+    searched = {}
+    if search is not None:
+        search_calibration, _, search_skill, _ = _core(search, outcome)
+        searched = dict(
+            search_calibration_error=search_calibration,
+            search_value_skill=search_skill,
+            search_bins=_bins(search, outcome),
+        )
     return CalibrationReport(
         positions=n,
         calibration_error=calibration_error,
@@ -214,11 +251,12 @@ def analyse(
         confidently_wrong=wrong,
         bins=bins,
         phases=phases,
+        **searched,
     )
 
 
-def _cell(number: float, digits: int = 3) -> str:
-    return "-" if math.isnan(number) else f"{number:.{digits}f}"
+def _cell(number: float | None, digits: int = 3) -> str:
+    return "-" if number is None or math.isnan(number) else f"{number:.{digits}f}"
 
 
 def format_report(report: CalibrationReport) -> str:
@@ -230,18 +268,28 @@ def format_report(report: CalibrationReport) -> str:
         f"+ uncertainty {_cell(report.brier_uncertainty, 4)} + within-bin {_cell(report.brier_within_bin, 4)}",
         f"confident (|v| > {CONFIDENT_VALUE}): {report.confident_share:.1%} of positions; "
         f"confidently wrong (the loser's sign): {report.confidently_wrong:.1%}",
+        _search_line(report),
         "",
         f"{'value bin':>14} {'count':>7} {'mean v':>8} {'mean z':>8}",
     ]
     for b in report.bins:
         lines.append(f"[{b.low:+.1f}, {b.high:+.1f}) {b.count:>7} {_cell(b.mean_value):>8} {_cell(b.mean_outcome):>8}")
-    lines += ["", f"{'turns':>9} {'count':>7} {'calib':>7} {'MSE':>7} {'skill':>7} {'conf.wrong':>10}"]
+    lines += ["", f"{'turns':>9} {'count':>7} {'calib':>7} {'MSE':>7} {'skill':>7} {'conf.wrong':>10} {'q skill':>8}"]
     for p in report.phases:
         lines.append(
             f"{p.first_turn:>4}-{p.last_turn:<4} {p.count:>7} {_cell(p.calibration_error):>7} {_cell(p.value_mse):>7} "
-            f"{_cell(p.value_skill):>7} {p.confidently_wrong:>10.1%}"
+            f"{_cell(p.value_skill):>7} {p.confidently_wrong:>10.1%} {_cell(p.search_value_skill):>8}"
         )
     return "\n".join(lines)
+
+
+def _search_line(report: CalibrationReport) -> str:
+    if report.search_value_skill is None:
+        return "the search's root value q: not recorded with these positions"
+    return (
+        f"the search's root value q on the same positions: calibration error "
+        f"{_cell(report.search_calibration_error)}   skill {_cell(report.search_value_skill)}"
+    )
 
 
 def reliability_diagram(report: CalibrationReport, path: str | os.PathLike, title: str) -> Path:
@@ -255,7 +303,16 @@ def reliability_diagram(report: CalibrationReport, path: str | os.PathLike, titl
     used = [b for b in report.bins if b.count]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=(3, 1), sharex=True)
     top.plot([-1, 1], [-1, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
-    top.plot([b.mean_value for b in used], [b.mean_outcome for b in used], marker="o", label="value head")
+    top.plot([b.mean_value for b in used], [b.mean_outcome for b in used], marker="o", label="value head v")
+    if report.search_bins is not None:
+        searched = [b for b in report.search_bins if b.count]
+        top.plot(
+            [b.mean_value for b in searched], [b.mean_outcome for b in searched],
+            marker="s",
+            linestyle=":",
+            color="tab:green",
+            label=f"search root value q (skill {_cell(report.search_value_skill)})",
+        )
     top.set_ylabel("mean outcome z")
     top.set_ylim(-1.05, 1.05)
     top.legend(loc="upper left")

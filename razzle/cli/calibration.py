@@ -54,7 +54,7 @@ def run(args) -> int:
         search = SearchConfig(simulations=args.simulations)
         network, metadata = load_model_file(args.model)
         if args.replay:
-            samples, shards = replay_samples(args.replay)
+            samples, shards, searched = replay_samples(args.replay)
             source = f"replay {args.replay} ({len(shards)} shard{'' if len(shards) == 1 else 's'})"
             seen = trained_shards(args.model, shards)
             if seen:
@@ -65,10 +65,11 @@ def run(args) -> int:
                 )
         else:
             rules = Rules(**metadata["rules"]) if isinstance(metadata.get("rules"), dict) else Rules()
-            samples = fresh_samples(network, rules, games, search, args.seed, args.device)
+            samples, searched = fresh_samples(network, rules, games, search, args.seed, args.device), True
             source = f"{games} fresh self-play games ({args.simulations} simulations, seed {args.seed})"
         values = predict_values(network, samples.planes, args.device)
-        report = analyse(values, samples.value, samples.turn, args.phase_turns)
+        search_values = samples.search_value if searched else None
+        report = analyse(values, samples.value, samples.turn, args.phase_turns, search_values)
     except (ValueError, ModelFileError, CalibrationInputError) as error:
         raise fail(str(error)) from None
 

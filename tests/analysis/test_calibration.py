@@ -33,6 +33,11 @@ POSITIONS = [
 ]
 
 
+# The search's root value q of each position: half its outcome, so q's figures are as
+# easy to work out by hand.
+SEARCH_SHARE = 0.5
+
+
 def value_network() -> RazzleNet:
     """A network whose value is tanh(x - 1), x = the turn-limit plane's (uniform) value:
     one channel passes that plane through; the value head averages it."""
@@ -68,7 +73,7 @@ def constructed_samples() -> Samples:
         value=torch.tensor([z for _, z, _ in POSITIONS]),
         difficulty=torch.zeros(n),
         turn=torch.tensor([t for _, _, t in POSITIONS]),
-        search_value=torch.zeros(n),
+        search_value=SEARCH_SHARE * torch.tensor([z for _, z, _ in POSITIONS]),
     )
 
 
@@ -116,10 +121,24 @@ def check_hand_worked_report(report: dict) -> None:
     assert late["value_mse"] == pytest.approx(1.49, abs=5e-3) and late["value_skill"] == pytest.approx(-0.49, abs=1e-2)
 
 
+def check_search_value_figures(report: dict) -> None:
+    """q = z / 2: squared errors z^2 / 4 sum to 1.5 over 8 positions (MSE 0.1875 against the
+    outcomes' variance 0.6875); bins at q = 0.5 (4 positions, mean z 1), -0.5 (2, -1) and
+    0 (2, 0) miss by 0.5, 0.5 and 0."""
+    assert report["search_value_skill"] == pytest.approx(1 - 0.1875 / 0.6875)
+    assert report["search_calibration_error"] == pytest.approx((4 * 0.5 + 2 * 0.5) / 8)
+    assert {b["count"] for b in report["search_bins"] if b["count"]} == {4, 2}
+    # Per phase: outcomes (1, 1, 0, 0): MSE 0.125, variance 0.25; (-1, 1) twice: 0.25 and 1.
+    assert [p["search_value_skill"] for p in report["phases"]] == pytest.approx([0.5, 0.75, 0.75])
+
+
 def test_analyse_hand_worked_example():
     values = torch.tensor([v for v, _, _ in POSITIONS])
     samples = constructed_samples()
     check_hand_worked_report(analyse(values, samples.value, samples.turn).to_dict())
+    report = analyse(values, samples.value, samples.turn, search_value=samples.search_value).to_dict()
+    check_hand_worked_report(report)
+    check_search_value_figures(report)
 
 
 def test_calibration_command_on_a_replay_folder(model_and_replay, tmp_path):
@@ -133,8 +152,10 @@ def test_calibration_command_on_a_replay_folder(model_and_replay, tmp_path):
     lines = result.stdout.strip().splitlines()
     report = json.loads(lines[-1])
     check_hand_worked_report(report)
+    check_search_value_figures(report)
     assert report["positions"] == len(POSITIONS)
     assert "[+0.8, +1.0)       3    0.900    0.333" in result.stdout
+    assert "the search's root value q on the same positions: calibration error 0.375   skill 0.727" in result.stdout
     assert (out / "reliability.png").stat().st_size > 0
     assert json.loads((out / "calibration.json").read_text()) == report
     assert "warning" not in result.stderr  # another run's replay: held out
@@ -151,6 +172,20 @@ def test_calibration_warns_about_positions_the_model_trained_on(tmp_path, capsys
     assert json.loads(captured.out.strip().splitlines()[-1])["positions"] == len(POSITIONS) + 3
 
 
+def test_shards_older_than_search_values_give_the_value_alone(model_and_replay, tmp_path, capsys):
+    model, replay = model_and_replay
+    shard = replay / "iter_0004" / "samples.pt"
+    payload = torch.load(shard, weights_only=False)
+    del payload["samples"]["search_value"]
+    torch.save(payload, shard)
+    assert main(["calibration", str(model), "--replay", str(replay), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    check_hand_worked_report(report)  # their outcome stands in for q: it must not be reported as q
+    assert report["search_value_skill"] is None and report["search_bins"] is None
+    assert "the search's root value q: not recorded with these positions" in out
+
+
 def test_calibration_on_fresh_games(tmp_path, capsys):
     rules = {"max_turns": 12, "repetition_draw": True}
     model = save_model_file(RazzleNet(channels=4, blocks=1), tmp_path / "m.pt", {"rules": rules})
@@ -159,6 +194,7 @@ def test_calibration_on_fresh_games(tmp_path, capsys):
     assert report["positions"] == sum(b["count"] for b in report["bins"]) > 0
     assert report["source"].startswith("2 fresh self-play games")
     assert all(p["last_turn"] < 20 for p in report["phases"])  # the model's rules: at most 12 turns
+    assert sum(b["count"] for b in report["search_bins"]) == report["positions"]  # the games' own q, recorded
 
 
 @pytest.mark.parametrize(
