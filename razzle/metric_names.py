@@ -22,6 +22,7 @@ VALUE_METRICS = (
     "value_calibration_error",
     "value_confident_accuracy",
     "value_skill",
+    "search_value_skill",
 )
 LOSS_METRICS = (
     "loss_total",
@@ -72,6 +73,9 @@ METRIC_DESCRIPTIONS = {
     "value_calibration_error": "expected calibration error of the value head against outcomes",
     "value_confident_accuracy": "accuracy of the outcome sign where |value| is large",
     "value_skill": "1 - value MSE / MSE of always predicting the mean outcome (> 0: better than a constant)",
+    "search_value_skill": (
+        "value_skill of the search's root value on the same positions: what the search knew, the value head's bar"
+    ),
     "loss_total": "total training loss",
     "policy_loss": "policy cross-entropy against the search policy",
     "value_loss": "value mean squared error",

@@ -10,7 +10,8 @@ to average (e.g. no confident value yet) is NaN.
 
 - ``logits`` [B, 897] network policy logits, ``legal`` [B, 897] bool,
   ``target_policy`` [B, 897] the search's visit distribution (all canonical);
-- ``value`` [B] network value, ``outcome`` [B] game result z (side to move's view);
+- ``value`` [B] network value, ``outcome`` [B] game result z (side to move's view),
+  ``search_value`` [B] the search's root value q of the position (same view);
 - ``losses`` the dictionary of `CompositeLoss`, ``batch_size`` its number of samples;
 
 computes the policy renormalised over legal actions (``legal_policy``) once, and hands
@@ -213,6 +214,16 @@ class ValueSkill(Metric):
         return 1 - self.squared_error / self.count / constant_error
 
 
+class SearchValueSkill(ValueSkill):
+    """`ValueSkill` of the search's root value q instead of the network's: what the search
+    knew about the outcome of the same positions, the bar the value head could reach by
+    learning from its own search. (Shards from before q was recorded carry z in its place,
+    so on them it reads 1.)"""
+
+    def update(self, search_value: torch.Tensor, outcome: torch.Tensor) -> None:
+        super().update(search_value, outcome)
+
+
 class LossTerm(_MeanMetric):
     """Sample-weighted mean of one term of the loss over the epoch."""
 
@@ -247,6 +258,7 @@ def learning_metrics(prefix: str = "") -> LearningMetrics:
         "value_calibration_error": ValueCalibrationError(),
         "value_confident_accuracy": ValueConfidentAccuracy(),
         "value_skill": ValueSkill(),
+        "search_value_skill": SearchValueSkill(),
         **{name: LossTerm(name) for name in LOSS_METRICS},
     }
     # Compute groups would merge metrics whose states happen to match after one batch.

@@ -53,6 +53,7 @@ class AlphaZeroModule(L.LightningModule):
             target_policy=batch.policy,
             value=output.value.detach(),
             outcome=batch.value,
+            search_value=batch.search_value,
             losses=losses,
             batch_size=len(batch),
         )

@@ -34,7 +34,7 @@ SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 TAB_CHARTS = {
     "overview": 6,  # five fixed charts and eval_random_win_rate
     "policy": 6,
-    "value": 7,  # six metrics and the reliability diagram
+    "value": 8,  # seven metrics and the reliability diagram
     "pass": 5,
     "loss": 7,
     "infrastructure": 5,

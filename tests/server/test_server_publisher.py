@@ -55,6 +55,7 @@ def pretend_iteration(batch: int = 48) -> tuple[dict[str, float], dict]:
         target_policy=target,
         value=output.value,
         outcome=outcome,
+        search_value=samples.search_value,
         losses=losses,
         batch_size=batch,
     )

@@ -6,7 +6,7 @@ import torch
 from razzle.model.network import NetworkOutput, RazzleNet
 from razzle.model.samples import Samples
 from razzle.train.loss import CompositeLoss
-from razzle.train.metrics import learning_metrics
+from razzle.train.metrics import ValueSkill, learning_metrics
 from razzle.train.module import AlphaZeroModule
 
 A = 897
@@ -141,6 +141,9 @@ def test_the_metrics_judge_the_value_against_the_outcome_whatever_the_target(rea
     for name in ("value_skill", "value_calibration_error"):
         assert computed["outcome"][name] == computed["mix"][name]
     assert computed["outcome"]["value_loss"] != computed["mix"]["value_loss"]
+    searched = ValueSkill()
+    searched.update(real_samples.search_value, real_samples.value)
+    assert computed["mix"]["search_value_skill"] == searched.compute()  # the samples' q, not the network
 
 
 @pytest.mark.parametrize(

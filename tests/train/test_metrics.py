@@ -32,7 +32,7 @@ def value(metric) -> float:
 
 
 def test_canonical_names_are_the_issues_and_all_are_measured():
-    assert len(set(CANONICAL_METRICS)) == len(CANONICAL_METRICS) == 26
+    assert len(set(CANONICAL_METRICS)) == len(CANONICAL_METRICS) == 27
     measured = set(learning_metrics().keys())
     assert measured | set(GAME_METRICS) == set(CANONICAL_METRICS)
 
@@ -141,6 +141,15 @@ def test_value_skill_merged_across_processes_equals_the_union():
     assert value(first) == pytest.approx(value(union), rel=1e-12)
 
 
+def test_search_value_skill_judges_the_search_value_not_the_network():
+    outcome = torch.tensor([1.0, -1.0, 1.0, 1.0])
+    metrics = learning_metrics()
+    metrics["value_skill"].update(torch.full((4,), 0.5), outcome)
+    metrics["search_value_skill"].update(search_value=-outcome, outcome=outcome)
+    assert value(metrics["value_skill"]) == pytest.approx(0.0, abs=1e-12)  # the constant
+    assert value(metrics["search_value_skill"]) == pytest.approx(1 - 4 / 0.75)  # as ValueSkill(-z, z)
+
+
 def test_loss_terms_are_weighted_by_batch_size():
     metric = LossTerm("policy_loss")
     metric.update({"policy_loss": torch.tensor(2.0)}, batch_size=1)
@@ -165,7 +174,7 @@ def random_batch(generator: torch.Generator, n: int, actions: int = 897):
         value=torch.randint(-1, 2, (n,), generator=generator).float(),
         difficulty=torch.rand(n, generator=generator),
         turn=torch.zeros(n, dtype=torch.int64),
-        search_value=torch.zeros(n),
+        search_value=torch.rand(n, generator=generator) * 2 - 1,
     )
     output = NetworkOutput(
         policy=torch.randn(n, actions, generator=generator) * 3,
@@ -182,6 +191,7 @@ def update(metrics, loss, output, samples):
         target_policy=samples.policy,
         value=output.value,
         outcome=samples.value,
+        search_value=samples.search_value,
         losses=loss(output, samples),
         batch_size=len(samples),
     )
@@ -197,6 +207,6 @@ def test_accumulating_batches_equals_the_metric_of_their_union():
     union_output = NetworkOutput(*(torch.cat(parts) for parts in zip(*(output for output, _ in batches))))
     update(union, loss, union_output, Samples.cat([samples for _, samples in batches]))
     by_batches, at_once = accumulated.compute(), union.compute()
-    assert set(by_batches) == set(at_once) and len(by_batches) == 18
+    assert set(by_batches) == set(at_once) and len(by_batches) == 19
     for name in by_batches:
         assert by_batches[name].item() == pytest.approx(at_once[name].item(), rel=1e-6, abs=1e-9), name

@@ -25,7 +25,7 @@ const TABS = {
     charts: ["policy_top1_accuracy", "policy_top3_accuracy", "policy_entropy", "legal_mass", "policy_ebf", "policy_confidence"],
   },
   value: {
-    charts: ["value_mean", "value_std", "value_extremity", "value_calibration_error", "value_confident_accuracy", "value_skill"],
+    charts: ["value_mean", "value_std", "value_extremity", "value_calibration_error", "value_confident_accuracy", "value_skill", "search_value_skill"],
     reliability: true,
   },
   pass: { charts: ["pass_decision_rate", "game_length_mean", "game_length_std", "p1_win_rate", "draw_rate"] },
@@ -53,6 +53,7 @@ const TITLES = {
   value_calibration_error: "Value calibration error",
   value_confident_accuracy: "Confident value accuracy",
   value_skill: "Value skill (vs the mean outcome)",
+  search_value_skill: "Search value skill (the search's root value, same positions)",
   policy_loss: "Policy loss",
   value_loss: "Value loss (MSE)",
   value_loss_quartic: "Value loss, quartic term",
