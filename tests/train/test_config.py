@@ -65,7 +65,7 @@ def test_default_config_matches_the_issue(tmp_path):
         "illegal_target": 0.01,
         "illegal_step": 0.1,
         "value_target": "mix",
-        "value_target_mix": 0.5,
+        "value_target_mix": 0.75,
     }
     assert (cfg.selfplay.samples_per_position, cfg.selfplay.window_min) == (None, None)  # both off
     assert cfg.optimizer.lr == 0.001 and cfg.optimizer.weight_decay == 0.0001
