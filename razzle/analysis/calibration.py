@@ -307,7 +307,8 @@ def reliability_diagram(report: CalibrationReport, path: str | os.PathLike, titl
     if report.search_bins is not None:
         searched = [b for b in report.search_bins if b.count]
         top.plot(
-            [b.mean_value for b in searched], [b.mean_outcome for b in searched],
+            [b.mean_value for b in searched],
+            [b.mean_outcome for b in searched],
             marker="s",
             linestyle=":",
             color="tab:green",

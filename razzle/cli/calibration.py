@@ -65,7 +65,8 @@ def run(args) -> int:
                 )
         else:
             rules = Rules(**metadata["rules"]) if isinstance(metadata.get("rules"), dict) else Rules()
-            samples, searched = fresh_samples(network, rules, games, search, args.seed, args.device), True
+            samples = fresh_samples(network, rules, games, search, args.seed, args.device)
+            searched = True  # the games just played recorded their search values
             source = f"{games} fresh self-play games ({args.simulations} simulations, seed {args.seed})"
         values = predict_values(network, samples.planes, args.device)
         search_values = samples.search_value if searched else None

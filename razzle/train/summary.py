@@ -28,7 +28,7 @@ PANELS = (
     ("Win rate of the network with search", ("eval_random_win_rate", "eval_mcts_win_rate")),
     ("Held-out loss on fresh games", ("loss_total", "policy_loss", "value_loss", "value_loss_quartic")),
     ("Policy", ("policy_top1_accuracy", "legal_mass")),
-    ("Value calibration", ("value_calibration_error", "value_extremity", "value_skill")),
+    ("Value calibration", ("value_calibration_error", "value_extremity", "value_skill", "search_value_skill")),
     ("Elo on the run's ladder (random play = 0)", ("elo",)),
     ("Seconds per iteration", ("iteration_seconds", "selfplay_seconds", "training_seconds", "evaluation_seconds")),
 )
