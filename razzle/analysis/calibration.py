@@ -225,9 +225,9 @@ def analyse(
     for index in bucket.unique().tolist():
         where = bucket == index
         first = index * phase_turns
-        search_skill = None if search is None else _core(search[where], outcome[where])[2]
+        phase_search_skill = None if search is None else _core(search[where], outcome[where])[2]
         phases.append(
-            Phase(first, first + phase_turns - 1, int(where.sum()), *_core(value[where], outcome[where]), search_skill)
+            Phase(first, first + phase_turns - 1, int(where.sum()), *_core(value[where], outcome[where]), phase_search_skill)
         )
     searched = {}
     if search is not None:
