@@ -69,6 +69,7 @@ def search_throughput(
         for _ in range(config.simulations):
             run.simulate()
         run.result()
+        mcts.recycle(run)
         return run.evaluations
 
     search_once()

@@ -27,7 +27,7 @@ from razzle.game.state import NUM_SLOTS, State
 from razzle.search.config import SearchConfig
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import check_seeds, dirichlet_noise, tie_break_keys
-from razzle.search.tree import OWN_SIGN, VALUE_SUM, VISITS, Tree
+from razzle.search.tree import EDGE_ROWS, EXPLORE, N1, PRIOR, Q, UNVISITED_Q, W, Tree
 
 NO_ACTION = -1
 # Evaluate the whole batch of leaves when at least this share of them needs it.
@@ -111,8 +111,9 @@ class MCTS:
         self.evaluator = evaluator
         self.config = config or SearchConfig()
         self.fixed_shape = fixed_shape or self.config.compile
+        self._spare: list[dict[str, torch.Tensor]] = []
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def search(self, state: State, seeds: torch.Tensor | None = None, root_noise: bool = False) -> SearchResult:
         """Search each game of `state` with `config.simulations` simulations.
 
@@ -124,28 +125,44 @@ class MCTS:
         run = self.start(state, seeds, root_noise)
         for _ in range(self.config.simulations):
             run.simulate()
-        return run.result()
+        result = run.result()
+        self.recycle(run)
+        return result
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def start(self, state: State, seeds: torch.Tensor | None = None, root_noise: bool = False) -> SearchRun:
         """Evaluate the roots and return the search, for callers that drive the
         simulations themselves (progress display, inspecting the tree)."""
         B, device = state.batch_size, state.device
         seeds = torch.zeros(B, dtype=torch.int64, device=device) if seeds is None else check_seeds(seeds, B)
-        return SearchRun(self, state, seeds.to(device), root_noise)
+        try:
+            spare = self._spare.pop()
+        except IndexError:
+            spare = None
+        return SearchRun(self, state, seeds.to(device), root_noise, spare)
+
+    def recycle(self, run: SearchRun) -> None:
+        """Hand a finished run's tree tables to the next search, which reuses them instead
+        of allocating (and the system zeroing) tens of MB; `run` must not be used after."""
+        self._spare[:] = [run.tree.storage]
 
 
 class SearchRun:
     """One search of a batch: the tree plus per-game bookkeeping. Each `simulate()` adds
     one node per unfinished game (at most `config.simulations` of them)."""
 
-    def __init__(self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool):
+    def __init__(self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool, spare=None):
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
         self.fixed_shape = mcts.fixed_shape
         self.seeds = seeds
-        self.tree = tree = Tree(root, config.simulations + 1)
+        self.tree = tree = Tree(root, config.simulations + 1, spare)
         self.active = ~root.done
+        # The roots' entries in every backup: the active games' alone (eager), or every
+        # game's with NULL for the finished ones (fixed shapes).
+        games = torch.arange(root.batch_size, device=root.device)
+        self._root_games = games if self.fixed_shape else self.active.nonzero().squeeze(1)
+        self._roots = torch.where(self.active, tree.base, tree.null).index_select(0, self._root_games)
         self.next_free = torch.ones_like(seeds)
         self.simulations_done = 0
         self._evaluated = int(self.active.sum())  # positions whose evaluation was used
@@ -165,17 +182,23 @@ class SearchRun:
             prior = (1 - config.dirichlet_epsilon) * prior + config.dirichlet_epsilon * noise
         leaf_value = torch.where(root.done, terminal_value(root), self.network_value)
         rows = tree.base
+        edge = tree.above * (EDGE_ROWS * NUM_SLOTS)
         tree.write(
             rows,
             root,
+            edge=edge,
             mover=root.to_move,
-            own_sign=torch.ones_like(leaf_value),
+            sign=torch.ones_like(leaf_value),
             leaf_value=leaf_value,
             prior=self._scaled(prior, root.legal, torch.zeros_like(seeds)),
             key=torch.where(root.mid_chain, -1, repetition_key(root)),
         )
-        tree.stats[rows, VISITS] = 1.0
-        tree.stats[rows, VALUE_SUM] = leaf_value
+        visits = torch.ones_like(leaf_value)
+        edges = tree.edges.view(-1)
+        edges.index_copy_(0, edge + N1 * NUM_SLOTS, visits + 1)
+        edges.index_copy_(0, edge + W * NUM_SLOTS, leaf_value)
+        edges.index_copy_(0, edge + Q * NUM_SLOTS, leaf_value)
+        tree.refresh_scores(rows, visits, leaf_value, config.fpu_reduction)
 
     @property
     def evaluations(self) -> int:
@@ -188,7 +211,7 @@ class SearchRun:
         jitter = 1 + TIE_JITTER * tie_break_keys(self.seeds, nodes, NUM_SLOTS)
         return torch.where(legal, prior * jitter * self.config.c_puct, float("-inf"))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def simulate(self) -> None:
         if self.simulations_done == self.config.simulations:
             raise RuntimeError(f"the tree holds {self.config.simulations} simulations; this search is complete")
@@ -196,9 +219,9 @@ class SearchRun:
         if self.fixed_shape:
             self._simulate_fixed()
             return
-        path, leaf, parent, slot, expand = self._descend()
-        new_rows, value = self._expand(path, parent, slot, expand)
-        self._back_up_leaves(path, leaf, expand, new_rows, value)
+        below, leaf, parent, slot, expand = self._descend()
+        new_rows, value = self._expand(below, parent, slot, expand)
+        self._back_up_leaves(below, leaf, expand, new_rows, value)
 
     def _simulate_fixed(self) -> None:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
@@ -209,21 +232,22 @@ class SearchRun:
         tree, steps = self.tree, self._fixed_pieces()
         B = tree.batch_size
         path = self._path
-        path.copy_(tree.null.unsqueeze(1).expand_as(path))
+        path.fill_(tree.null)
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
         cur, going = tree.base, self.active
-        leaf, parent = tree.base.clone(), tree.sink
+        leaf, parent = tree.base.clone(), tree.base
         slot, levels = torch.zeros_like(leaf), torch.zeros_like(leaf)
         expand = torch.zeros_like(self.active)
         for level in range(self.height + 1):
             cur, going, leaf, parent, slot, expand, levels = steps.walk(
-                tree.child, tree.stats, tree.prior, tree.terminal, tree.null, cur, going, leaf, parent, slot,
-                expand, levels, path, self._columns[level + 1 : level + 2], self.config.fpu_reduction,
+                tree.edges, tree.scores, tree.child, tree.terminal, tree.null, cur, going, leaf, parent, slot,
+                expand, levels, path, self._columns[level + 1 : level + 2],
             )
-        child, mover, key, needed = steps.prepare(self, path, parent, slot, expand)
+        below = (path[:, 1:].reshape(-1), self._path_games)
+        child, mover, key, needed = steps.prepare(self, below, parent, slot, expand)
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
-        steps.create(self, path, leaf, parent, slot, expand, child, mover, key, logits, value.float())
+        steps.create(self, below, leaf, parent, slot, expand, child, mover, key, logits, value.float())
         self.height = max(self.height, int(torch.where(expand, levels, 0).max()) if B else 0)
 
     def _fixed_pieces(self) -> _FixedSteps:
@@ -232,74 +256,72 @@ class SearchRun:
             self._path = torch.empty(self.tree.batch_size, self.config.simulations + 2, dtype=torch.long,
                                      device=self.seeds.device)
             self._columns = torch.arange(self.config.simulations + 2, device=self.seeds.device)
+            self._path_games = self._root_games.repeat_interleave(self.config.simulations + 1)
         return self._steps
 
-    def _prepare_fixed(self, path, parent, slot, expand):
+    def _prepare_fixed(self, below, parent, slot, expand):
         """The leaves to evaluate: step the chosen slots and settle repetition."""
-        before, child, key, occurrences = self._step_leaves(path, parent, slot, expand)
+        before, child, key, occurrences = self._step_leaves(below, parent, slot, expand)
         _condense_history(child, key, occurrences)
         return child, before.to_move, key, expand & ~child.done
 
-    def _create_fixed(self, path, leaf, parent, slot, expand, child, mover, key, logits, value):
+    def _create_fixed(self, below, leaf, parent, slot, expand, child, mover, key, logits, value):
         """Create the new nodes from the evaluation and back the values up."""
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)
         new_rows = self._write_nodes(parent, slot, expand, child, mover, key, prior, value)
-        self._back_up_leaves(path, leaf, expand, new_rows, value)
+        self._back_up_leaves(below, leaf, expand, new_rows, value)
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
 
-        Returns the path [B, D] (rows, the game's NULL after its end), the row where
-        each walk stopped, and for walks that stopped at an unexpanded slot: that slot's
-        parent row and slot index (`expand` marks them; the others reached a finished
-        position, or their game is over). Each depth works only on the games still
-        descending: most walks are short, a few are long."""
+        Returns the nodes below the root on each walk as (rows, their games), the row
+        where each walk stopped, and for walks that stopped at an unexpanded slot: that
+        slot's parent row and slot index (`expand` marks them; the others reached a
+        finished position, or their game is over). Each depth works only on the games
+        still descending (most walks are short, a few are long); what each game did at
+        each depth is gathered into the outputs once, after the walk."""
         tree = self.tree
-        games = self.active.nonzero().squeeze(1)
-        cur = tree.base.index_select(0, games)
-        path = [torch.where(self.active, tree.base, tree.null)]
-        leaf, parent = tree.base.clone(), tree.sink.clone()
-        slot = torch.zeros_like(leaf)
-        expand = torch.zeros_like(self.active)
+        games = self._root_games
+        cur = self._roots
+        levels = []
         while games.numel():
-            choice = self._select(cur)
-            nxt = tree.child.index_select(0, cur).gather(1, choice.unsqueeze(1)).squeeze(1)
-            fresh = nxt == tree.null.index_select(0, games)
-            parent.index_copy_(0, games, cur)
-            slot.index_copy_(0, games, choice)
-            expand.index_copy_(0, games, fresh)
-            moved_to = torch.where(fresh, cur, nxt)
-            leaf.index_copy_(0, games, moved_to)
-            path.append(tree.null.index_copy(0, games, torch.where(fresh, tree.null.index_select(0, games), nxt)))
-            going_on = (~fresh & ~tree.terminal.index_select(0, moved_to)).nonzero().squeeze(1)
-            games, cur = games.index_select(0, going_on), moved_to.index_select(0, going_on)
-        return torch.stack(path, 1), leaf, parent, slot, expand
+            choice = _puct_choice(tree.edges, tree.scores, cur)
+            nxt = tree.child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
+            going = (nxt != tree.null) & ~tree.terminal.index_select(0, nxt)
+            levels.append((games, cur, choice, nxt, going))
+            onward = going.nonzero().squeeze(1)
+            games, cur = games.index_select(0, onward), nxt.index_select(0, onward)
+        return self._walked(levels)
 
-    def _select(self, rows: torch.Tensor) -> torch.Tensor:
-        """PUCT choice [n] (a slot) at each node row: argmax of Q + c P sqrt(N) / (1 + n).
-
-        Unvisited children are valued at the parent's own value minus fpu_reduction;
-        illegal slots have prior -inf; ties are broken by the prior's jitter."""
+    def _walked(self, levels):
+        """The descent's outputs from what each level recorded: (games, their node, the
+        slot chosen there, the row it leads to (NULL: unexpanded), whether they went on)."""
         tree = self.tree
-        children = tree.child.index_select(0, rows)
-        own = tree.stats.index_select(0, rows)
-        below = tree.stats.index_select(0, children.view(-1)).view(len(rows), NUM_SLOTS, 3)
-        n, w = below[..., VISITS], below[..., VALUE_SUM]
-        parent_n = own[:, VISITS : VISITS + 1]
-        own_value = own[:, VALUE_SUM : VALUE_SUM + 1] * own[:, OWN_SIGN : OWN_SIGN + 1] / parent_n
-        q = torch.where(n > 0, w / n.clamp(min=1), own_value - self.config.fpu_reduction)
-        score = q + tree.prior.index_select(0, rows) * (parent_n.sqrt() / (1 + n))
-        return score.argmax(1)
+        leaf, parent, slot = tree.base.clone(), tree.base.clone(), torch.zeros_like(tree.base)
+        expand = torch.zeros_like(self.active)
+        if not levels:
+            return (tree.base[:0], tree.base[:0]), leaf, parent, slot, expand
+        games, cur, choice, nxt, going = (torch.cat(parts) for parts in zip(*levels))
+        moved = (nxt != tree.null).nonzero().squeeze(1)
+        below = (nxt.index_select(0, moved), games.index_select(0, moved))
+        stop = (~going).nonzero().squeeze(1)
+        games, cur, choice, nxt = (t.index_select(0, stop) for t in (games, cur, choice, nxt))
+        fresh = nxt == tree.null
+        parent.index_copy_(0, games, cur)
+        slot.index_copy_(0, games, choice)
+        expand.index_copy_(0, games, fresh)
+        leaf.index_copy_(0, games, torch.where(fresh, cur, nxt))
+        return below, leaf, parent, slot, expand
 
-    def _expand(self, path, parent, slot, expand):
+    def _expand(self, below, parent, slot, expand):
         """Step the chosen slots, settle repetition, evaluate, and create the new nodes."""
-        before, child, key, occurrences = self._step_leaves(path, parent, slot, expand)
+        before, child, key, occurrences = self._step_leaves(below, parent, slot, expand)
         prior, value = self._evaluate(child, key, occurrences, expand & ~child.done)
         value = torch.where(child.done, terminal_value(child), value)
         return self._write_nodes(parent, slot, expand, child, before.to_move, key, prior, value), value
 
-    def _step_leaves(self, path, parent, slot, expand):
+    def _step_leaves(self, below, parent, slot, expand):
         """Each expanding game's position before its chosen slot, the leaf it steps to,
         and the leaf's turn-start key and occurrence count (repetition settled)."""
         tree = self.tree
@@ -307,48 +329,53 @@ class SearchRun:
         before.done = before.done | ~expand
         action = before.actions.gather(1, slot.unsqueeze(1)).squeeze(1)
         child = step(before, action)
-        key, occurrences = self._repetition(path, before, child, expand)
+        key, occurrences = self._repetition(below, before, child, expand)
         return before, child, key, occurrences
 
-    def _back_up_leaves(self, path, leaf, expand, new_rows, value) -> None:
+    def _back_up_leaves(self, below, leaf, expand, new_rows, value) -> None:
         """Back up each new node's value, or the stored value of a leaf not expanded (a
-        finished position), along its path extended by the new node."""
+        finished position), along its walk: the root, the nodes below it, the new node."""
         tree = self.tree
         leaf = torch.where(expand, new_rows, leaf)
         value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
-        full = torch.cat([path, torch.where(expand, new_rows, tree.null).unsqueeze(1)], 1)
-        self._backup(full, leaf, value)
+        rows = torch.cat([self._roots, below[0], torch.where(expand, new_rows, tree.null)])
+        games = torch.cat([self._root_games, below[1], torch.arange(len(leaf), device=leaf.device)])
+        self._backup(rows, games, leaf, value)
 
-    def _repetition(self, path, before: State, child: State, expand):
+    def _repetition(self, below, before: State, child: State, expand):
         """The new leaves' turn-start keys and occurrence counts; a third occurrence ends
         the leaf's game (in place on `child`)."""
         turn_over = expand & (child.turn != before.turn)
         # With a one-column history, `step` records the new turn-start key in column 0.
         key = torch.where(turn_over, child.history[:, 0], -1)
         earlier = (self.root_history == key.unsqueeze(1)).sum(1)
-        on_path = self.tree.key.index_select(0, path[:, 1:].reshape(-1)).view(len(key), -1)
-        occurrences = torch.where(turn_over, earlier + (on_path == key.unsqueeze(1)).sum(1) + 1, 0)
+        rows, games = below
+        repeats = (self.tree.key.index_select(0, rows) == key.index_select(0, games)) & (rows != self.tree.null)
+        on_path = torch.zeros_like(key).index_add_(0, games, repeats.long())
+        occurrences = torch.where(turn_over, earlier + on_path + 1, 0)
         if child.rules.repetition_draw:
             child.done = child.done | (turn_over & (occurrences >= 3))
             child.legal = child.legal & ~child.done.unsqueeze(1)
         return key, occurrences
 
     def _write_nodes(self, parent, slot, expand, child: State, mover, key, prior, value) -> torch.Tensor:
-        """The new node of each expanding game (the others write to their SINK); its rows."""
+        """The new node of each expanding game (the others write to NULL); its rows."""
         tree = self.tree
         nodes = self.next_free
-        rows = torch.where(expand, tree.base + nodes, tree.sink)
+        rows = torch.where(expand, tree.base + nodes, tree.null)
         self.next_free = nodes + expand.long()
+        block = EDGE_ROWS * NUM_SLOTS
         tree.write(
             rows,
             child,
+            edge=torch.where(expand, parent * block + slot, tree.null * block),
             mover=mover,
-            own_sign=torch.where(child.to_move == mover, 1.0, -1.0),
+            sign=torch.where(child.to_move == mover, 1.0, -1.0),
             leaf_value=value,
             prior=self._scaled(prior, child.legal, nodes),
             key=key,
         )
-        edge = torch.where(expand, parent * NUM_SLOTS + slot, tree.sink * NUM_SLOTS)
+        edge = torch.where(expand, parent * NUM_SLOTS + slot, tree.null * NUM_SLOTS)
         tree.child.view(-1).index_copy_(0, edge, rows)
         return rows
 
@@ -376,29 +403,25 @@ class SearchRun:
             values[games] = value.float()
         return prior, values
 
-    def _backup(self, path: torch.Tensor, leaf: torch.Tensor, value: torch.Tensor) -> None:
-        """Add one visit and the signed leaf value to every node on each path."""
+    def _backup(self, rows: torch.Tensor, games: torch.Tensor, leaf: torch.Tensor, value: torch.Tensor) -> None:
+        """Add one visit and the signed leaf value of its game to every node `rows` (NULL
+        entries are ignored)."""
         tree = self.tree
-        leaf_side = tree.field("to_move", leaf)
-        flat = path.reshape(-1)
-        valid = (path != tree.null.unsqueeze(1)).float()
-        same_side = tree.mover.index_select(0, flat).view(path.shape) == leaf_side.unsqueeze(1)
-        signed = valid * torch.where(same_side, value.unsqueeze(1), -value.unsqueeze(1))
-        tree.stats.index_add_(0, flat, torch.stack([valid, signed, torch.zeros_like(valid)], 2).view(-1, 3))
+        leaf_side = tree.field("to_move", leaf).index_select(0, games)
+        value = value.index_select(0, games)
+        valid = (rows != tree.null).float()
+        signed = valid * torch.where(tree.mover.index_select(0, rows) == leaf_side, value, -value)
+        tree.back_up(rows, signed, self.config.fpu_reduction)
 
     def result(self) -> SearchResult:
         tree, root = self.tree, self.tree.base
-        children = tree.child.index_select(0, root)
-        below = tree.stats.index_select(0, children.view(-1)).view(*children.shape, 3)
-        n, w = below[..., VISITS], below[..., VALUE_SUM]
-        own = tree.stats.index_select(0, root)
         return SearchResult(
             actions=tree.field("actions", root),
             legal=tree.field("legal", root),
-            visits=n,
-            q=torch.where(n > 0, w / n.clamp(min=1), 0.0),
+            visits=tree.children(root, N1) - 1,
+            q=tree.children(root, Q),
             prior=self.root_prior,
-            root_value=own[:, VALUE_SUM] / own[:, VISITS],
+            root_value=tree.edges.view(-1).index_select(0, tree.edge.index_select(0, root)),
             network_value=self.network_value,
             pv=self._principal_variation(),
             done=~self.active,
@@ -409,30 +432,33 @@ class SearchRun:
         cur, alive = tree.base, self.active
         line = []
         for _ in range(self.config.pv_length):
-            children = tree.child.index_select(0, cur)
-            n = tree.stats[:, VISITS].index_select(0, children.view(-1)).view(children.shape)
+            n = tree.children(cur, N1) - 1
             best = n.argmax(1, keepdim=True)
             alive = alive & (n.gather(1, best).squeeze(1) > 0)
             action = tree.field("actions", cur).gather(1, best).squeeze(1)
             line.append(torch.where(alive, action, NO_ACTION))
-            cur = torch.where(alive, children.gather(1, best).squeeze(1), cur)
+            cur = torch.where(alive, tree.child.index_select(0, cur).gather(1, best).squeeze(1), cur)
         if not line:
             return torch.empty(tree.batch_size, 0, dtype=torch.int64, device=cur.device)
         return torch.stack(line, 1)
 
 
-def _walk_level(child, stats, prior, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, column, fpu):
+def _puct_choice(edges: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """PUCT choice [n] (a slot) at each node row: argmax of Q + c P sqrt(N) / (1 + n).
+
+    Unvisited children are valued at the node's own value minus fpu_reduction (its
+    UNVISITED_Q); illegal slots have prior -inf; ties are broken by the prior's jitter."""
+    q, n1, prior = edges[:, : PRIOR + 1].index_select(0, rows).unbind(1)
+    own = scores.index_select(0, rows)
+    score = torch.where(n1 > 1, q, own[:, UNVISITED_Q:]) + prior * (own[:, EXPLORE : EXPLORE + 1] / n1)
+    return score.argmax(1)
+
+
+def _walk_level(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, column):
     """One level of the fixed-shape descent for every game (those no longer descending
     keep their values): the PUCT choice at `cur`, and the path's entry at `column`."""
-    children = child.index_select(0, cur)
-    own = stats.index_select(0, cur)
-    below = stats.index_select(0, children.view(-1)).view(len(cur), NUM_SLOTS, 3)
-    n, w = below[..., VISITS], below[..., VALUE_SUM]
-    parent_n = own[:, VISITS : VISITS + 1]
-    own_value = own[:, VALUE_SUM : VALUE_SUM + 1] * own[:, OWN_SIGN : OWN_SIGN + 1] / parent_n
-    q = torch.where(n > 0, w / n.clamp(min=1), own_value - fpu)
-    choice = (q + prior.index_select(0, cur) * (parent_n.sqrt() / (1 + n))).argmax(1)
-    nxt = children.gather(1, choice.unsqueeze(1)).squeeze(1)
+    choice = _puct_choice(edges, scores, cur)
+    nxt = child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
     fresh = nxt == null
     moved_to = torch.where(fresh, cur, nxt)
     path.index_copy_(1, column, torch.where(going & ~fresh, nxt, null).unsqueeze(1))

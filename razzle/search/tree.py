@@ -1,15 +1,20 @@
 """Preallocated search trees for B games: one row per node, flattened to [B * M, ...].
 
 Node `k` of game `b` lives in row `b * M + k`. Node 0 is the root; nodes are handed out
-in the order a game expands them. Two extra rows per game: NULL (never written; reads as
-an unvisited child, so unexpanded slots need no masking) and SINK (absorbs the writes of
-games that expand nothing in a step, so writes need no masking either).
+in the order a game expands them. One more row per game, ABOVE, is the root's parent: it
+holds the root's incoming edge, so that every node's visits and value live on the edge
+that leads to it. One last row, NULL, shared by all games, is what an unexpanded slot
+points to and where the writes of games that expand nothing in a step go: it is never
+read, so writes need no masking.
 
-Children are stored sparsely by the engine's 49 candidate slots of the parent, not by
-the 897 action ids. Every node keeps its compact position (the State minus its
-repetition history), packed into one integer and one boolean row so that gathering a
-batch of positions is two index operations; a leaf is made by one batched `step` from
-its parent. Repetition is settled from per-node turn-start keys instead (see `mcts`).
+The statistics are kept on the edges, in the parent's row, so that choosing a child is
+one contiguous read of the parent's row (its children's visits, values and priors side
+by side) instead of a gather from 49 child rows. Children are stored sparsely by the
+engine's 49 candidate slots of the parent, not by the 897 action ids. Every node keeps
+its compact position (the State minus its repetition history), packed into one integer
+and one boolean row so that gathering a batch of positions is two index operations; a
+leaf is made by one batched `step` from its parent. Repetition is settled from per-node
+turn-start keys instead (see `mcts`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from razzle.game.state import NUM_SLOTS, State
 
 # The State's tensors a node keeps: all of them but the repetition history.
 NODE_FIELDS = tuple(f.name for f in fields(State) if f.name not in ("history", "rules"))
-VISITS, VALUE_SUM, OWN_SIGN = 0, 1, 2  # columns of Tree.stats
+# Rows of a node's edge block (one entry per slot): Q, the child's mean value from this
+# node's side to move (0 while unvisited); N1, 1 + the child's visits; PRIOR, c_puct times
+# the prior (jittered), -inf at illegal slots; W, the child's value sum.
+Q, N1, PRIOR, W = 0, 1, 2, 3
+EDGE_ROWS = 4
+# Columns of Tree.scores: what choosing among a node's children needs from the node itself.
+EXPLORE, UNVISITED_Q = 0, 1
 
 
 def _layout(template: State, names: tuple[str, ...]) -> dict[str, tuple[int, int, tuple[int, ...]]]:
@@ -39,45 +50,68 @@ def _layout(template: State, names: tuple[str, ...]) -> dict[str, tuple[int, int
 
 
 class Tree:
-    """Node storage for `nodes` real nodes per game, plus NULL and SINK.
+    """Node storage for `nodes` real nodes per game, ABOVE, and the shared NULL row.
 
     Per node:
       ints, flags        the position: the integer and the boolean NODE_FIELDS, packed
-      stats  [., 3]      visits, value sum, edge sign. The value sum is from the view of
-                         `mover`, the side to move at the parent (the root: its own side
-                         to move), so a parent reads its children's Q directly. The edge
-                         sign is +1 when the node's side to move is the parent's (the
-                         same player continues a pass chain, or has just won with a pass)
-                         and -1 when the turn passed to the opponent.
-      mover  [.]         the side whose view the value sum takes
-      prior  [., 49]     c_puct * prior at legal slots (tie-break jitter included),
-                         -inf at illegal ones
-      child  [., 49]     row of the child reached through each slot, or the game's NULL
-      terminal [.]       the position is finished
+      edges  [., 4, 49]  Q, N1, PRIOR, W of each slot's edge (rows above). Values are
+                         from the view of this node's side to move, so a node reads its
+                         children's Q directly.
+      scores [., 2]      EXPLORE, sqrt of the node's visits, and UNVISITED_Q, the value
+                         given to its unvisited children (its own value minus
+                         fpu_reduction); refreshed whenever the node is backed up
+      edge   [.]         flat index of the node's incoming edge in `edges` (its Q entry)
+      mover  [.]         the side whose view the incoming edge's values take (the side to
+                         move at the parent; the root: its own side to move)
+      sign   [.]         +1 when the node's side to move is `mover` (the same player
+                         continues a pass chain, or has just won with a pass), -1 when the
+                         turn passed to the opponent
+      child  [., 49]     row of the child reached through each slot, or NULL
       key    [.]         repetition key if the node starts a turn, else -1
       leaf_value [.]     the node's value when it was created (network or rules), from
                          its own side to move's view
+      terminal [.]       the position is finished (a view of the packed `done` flag)
     """
 
-    def __init__(self, template: State, nodes: int):
+    def __init__(self, template: State, nodes: int, spare: dict[str, torch.Tensor] | None = None):
+        """spare: the `storage` of a finished search's tree, whose tables this tree takes
+        over where they are large enough (a search of the same or a smaller batch)."""
         B, device = template.batch_size, template.device
         self.batch_size = B
-        self.rows_per_game = M = nodes + 2
+        self.rows_per_game = M = nodes + 1
         self.base = torch.arange(B, device=device) * M
-        self.null = self.base + nodes
-        self.sink = self.base + nodes + 1
+        self.above = self.base + nodes
+        self.null = B * M
         flag_names = tuple(name for name in NODE_FIELDS if getattr(template, name).dtype == torch.bool)
         self.int_layout = _layout(template, tuple(name for name in NODE_FIELDS if name not in flag_names))
         self.bool_layout = _layout(template, flag_names)
-        self.ints = torch.empty(B * M, max(end for _, end, _ in self.int_layout.values()), dtype=torch.int64, device=device)
-        self.flags = torch.empty(B * M, max(end for _, end, _ in self.bool_layout.values()), dtype=torch.bool, device=device)
-        self.stats = torch.zeros(B * M, 3, device=device)
-        self.mover = torch.zeros(B * M, dtype=torch.int64, device=device)
-        self.prior = torch.empty(B * M, NUM_SLOTS, device=device)
-        self.child = self.null.view(B, 1, 1).expand(B, M, NUM_SLOTS).reshape(B * M, NUM_SLOTS).clone()
-        self.terminal = torch.zeros(B * M, dtype=torch.bool, device=device)
-        self.key = torch.full((B * M,), -1, dtype=torch.int64, device=device)
-        self.leaf_value = torch.zeros(B * M, device=device)
+        # No table is initialised: a node's rows are all written when it is created, before
+        # anything reads them (filling the tables of 1024 games, tens of MB, would cost
+        # several simulations' time per search). Only NULL's row is set, as it is read.
+        self.storage: dict[str, torch.Tensor] = {}
+        spare = spare or {}
+
+        def table(name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            kept = spare.get(name)
+            if kept is None or kept.shape[1:] != shape or kept.dtype != dtype or kept.device != device or len(kept) <= self.null:
+                kept = torch.empty(self.null + 1, *shape, dtype=dtype, device=device)
+            self.storage[name] = kept
+            return kept[: self.null + 1]
+
+        self.ints = table("ints", (max(end for _, end, _ in self.int_layout.values()),), torch.int64)
+        self.flags = table("flags", (max(end for _, end, _ in self.bool_layout.values()),), torch.bool)
+        self.terminal = self.flags[:, self.bool_layout["done"][0]]
+        self.edges = table("edges", (EDGE_ROWS, NUM_SLOTS))
+        self.child = table("child", (NUM_SLOTS,), torch.int64)
+        self.scores = table("scores", (2,))
+        self.edge = table("edge", (), torch.int64)
+        self.mover = table("mover", (), torch.int64)
+        self.sign = table("sign", ())
+        self.key = table("key", (), torch.int64)
+        self.leaf_value = table("leaf_value", ())
+        self.flags[self.null] = False
+        self.edge[self.null] = self.null * EDGE_ROWS * NUM_SLOTS
+        self._empty_edges = torch.tensor([0.0, 1.0, 0.0, 0.0], device=device).view(1, EDGE_ROWS, 1)
         # Stepping needs a history tensor; repetition is handled by the search itself.
         self.no_history = torch.full((B, 1), -1, dtype=torch.int64, device=device)
         self.rules = template.rules
@@ -97,25 +131,62 @@ class Tree:
                 values[name] = gathered[:, start:end].view(len(rows), *shape)
         return State(**values, history=self.no_history, rules=self.rules)
 
+    def children(self, rows: torch.Tensor, what: int) -> torch.Tensor:
+        """[n, 49] one edge row (Q, N1, PRIOR or W) of the nodes at `rows`."""
+        return self.edges[:, what].index_select(0, rows)
+
+    def expanded(self, rows: torch.Tensor) -> torch.Tensor:
+        """[n, 49] which slots of the nodes at `rows` lead to a child (every child has been
+        visited: it is created by the simulation that first takes its edge)."""
+        return self.children(rows, N1) > 1
+
+    def visits(self, rows: torch.Tensor) -> torch.Tensor:
+        """[n] visits of the nodes at `rows` (kept on their incoming edges)."""
+        return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + N1 * NUM_SLOTS) - 1
+
     def write(
         self,
         rows: torch.Tensor,
         state: State,
+        edge: torch.Tensor,
         mover: torch.Tensor,
-        own_sign: torch.Tensor,
+        sign: torch.Tensor,
         leaf_value: torch.Tensor,
         prior: torch.Tensor,
         key: torch.Tensor,
     ) -> None:
-        """Create nodes at `rows` [B] (rows may repeat only at SINK)."""
+        """Create nodes at `rows` [B] (rows may repeat only at NULL), with no children
+        and unvisited edges; the backup that follows gives them their first visit.
+        `edge`: each node's incoming edge (NULL's own for the rows written to NULL)."""
         B = len(rows)
         for packed, layout in ((self.ints, self.int_layout), (self.flags, self.bool_layout)):
             row = torch.cat([getattr(state, name).reshape(B, -1) for name in layout], 1)
             packed.index_copy_(0, rows, row.to(packed.dtype))
-        zeros = torch.zeros_like(leaf_value)
-        self.stats.index_copy_(0, rows, torch.stack([zeros, zeros, own_sign], 1))
+        edges = self._empty_edges.expand(B, EDGE_ROWS, NUM_SLOTS).clone()
+        edges[:, PRIOR] = prior
+        self.edges.index_copy_(0, rows, edges)
+        self.child.index_copy_(0, rows, torch.full_like(prior, self.null, dtype=torch.int64))
+        self.edge.index_copy_(0, rows, edge)
         self.mover.index_copy_(0, rows, mover)
-        self.prior.index_copy_(0, rows, prior)
-        self.terminal.index_copy_(0, rows, state.done)
+        self.sign.index_copy_(0, rows, sign)
         self.key.index_copy_(0, rows, key)
         self.leaf_value.index_copy_(0, rows, leaf_value)
+
+    def back_up(self, rows: torch.Tensor, value: torch.Tensor, fpu_reduction: float) -> None:
+        """Add one visit and `value` [n] (from each node's `mover` view; 0 at NULL entries)
+        to the incoming edge of every node `rows` [n], then refresh those nodes' Q and
+        scores. The nodes are distinct, so no two real entries share an edge; NULL
+        entries all write to NULL's own row."""
+        edges = self.edges.view(-1)
+        at = self.edge.index_select(0, rows)
+        edges.index_add_(0, at + N1 * NUM_SLOTS, (rows != self.null).float())
+        edges.index_add_(0, at + W * NUM_SLOTS, value)
+        visits = edges.index_select(0, at + N1 * NUM_SLOTS) - 1
+        total = edges.index_select(0, at + W * NUM_SLOTS)
+        edges.index_copy_(0, at, total / visits.clamp(min=1))
+        self.refresh_scores(rows, visits, total, fpu_reduction)
+
+    def refresh_scores(self, rows: torch.Tensor, visits: torch.Tensor, total: torch.Tensor, fpu: float) -> None:
+        """Scores of the nodes at `rows` from their visits and value sum (`mover` view)."""
+        own_value = total * self.sign.index_select(0, rows) / visits.clamp(min=1)
+        self.scores.index_copy_(0, rows, torch.stack([visits.sqrt(), own_value - fpu], 1))

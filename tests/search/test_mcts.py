@@ -9,7 +9,7 @@ from razzle.game.bench import midgame_positions
 from razzle.game.engine import random_actions, repetition_key
 from razzle.game.state import State
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
-from razzle.search.tree import VISITS
+from razzle.search.tree import PRIOR
 
 
 class PositionalEvaluator:
@@ -59,6 +59,18 @@ def test_batched_search_equals_separate_searches_with_the_same_seeds(root_noise)
         assert_same(alone, together.index(game))
 
 
+def test_a_search_on_the_tables_of_earlier_searches_equals_a_fresh_one():
+    """One MCTS hands each finished search's tree tables, uninitialised, to the next:
+    nothing of the earlier searches may show in a later one."""
+    config = SearchConfig(simulations=40)
+    mcts = MCTS(PositionalEvaluator(), config)
+    later, seeds = midgame_positions(5, torch.device("cpu"), seed=2), torch.arange(5) * 101
+    for batch in (8, 5):
+        mcts.search(midgame_positions(batch, torch.device("cpu"), seed=batch), torch.arange(batch), root_noise=True)
+    reused = mcts.search(later, seeds, root_noise=True)
+    assert_same(reused, MCTS(PositionalEvaluator(), config).search(later, seeds, root_noise=True))
+
+
 def test_seed_changes_only_ties_and_noise():
     state = mixed_batch(4)
     mcts = MCTS(UniformEvaluator(), SearchConfig(simulations=32))
@@ -73,7 +85,7 @@ def test_root_noise_is_a_dirichlet_mix_on_legal_slots_only():
     state = midgame_positions(5, torch.device("cpu"), seed=4)
     config = SearchConfig(simulations=1, dirichlet_epsilon=1.0)
     run = MCTS(UniformEvaluator(), config).start(state, torch.arange(5), root_noise=True)
-    searched = run.tree.prior[run.tree.base] / config.c_puct
+    searched = run.tree.children(run.tree.base, PRIOR) / config.c_puct
     assert torch.equal(torch.isinf(searched), ~state.legal)
     noise = torch.where(state.legal, searched, 0.0)
     assert torch.allclose(noise.sum(1), torch.ones(5), atol=1e-3)
@@ -137,7 +149,7 @@ def _check_subtree(tree, row, engine_state, evaluator, seen):
     if not bool(engine_state.done):
         assert tree.leaf_value[row].item() == pytest.approx(float(evaluator(engine_state)[1][0]))
     seen.append(bool(engine_state.done))
-    for slot in (tree.child[row] != tree.null[row // tree.rows_per_game]).nonzero().flatten().tolist():
+    for slot in tree.expanded(rows)[0].nonzero().flatten().tolist():
         action = tree.field("actions", rows)[:, slot]
         _check_subtree(tree, int(tree.child[row, slot]), step(engine_state, action), evaluator, seen)
 
@@ -155,7 +167,7 @@ def test_every_tree_node_matches_the_engine_with_its_real_history():
         _check_subtree(tree, int(tree.base[game]), roots.index(game), evaluator, finished)
     assert sum(finished) >= 5, "the trees should reach draws by repetition or turn limit"
     assert bool((tree.leaf_value == 0.5).any()), "some leaves should be second occurrences"
-    assert int(tree.stats[tree.base, VISITS].sum()) == 121 * roots.batch_size
+    assert int(tree.visits(tree.base).sum()) == 121 * roots.batch_size
 
 
 def test_repetition_draws_in_the_tree_are_the_engines():
