@@ -26,8 +26,8 @@ from razzle.game.engine import repetition_key, step
 from razzle.game.state import NUM_SLOTS, State
 from razzle.search.config import SearchConfig
 from razzle.search.evaluator import Evaluator
-from razzle.search.streams import check_seeds, dirichlet_noise, tie_break_keys
-from razzle.search.tree import EDGE_ROWS, EXPLORE, N1, PRIOR, Q, UNVISITED_Q, W, Tree
+from razzle.search.streams import TieBreakKeys, check_seeds, dirichlet_noise
+from razzle.search.tree import EDGE_ROWS, N1, Q, W, Tree, puct_choice
 
 NO_ACTION = -1
 # Evaluate the whole batch of leaves when at least this share of them needs it.
@@ -156,12 +156,13 @@ class SearchRun:
         self.evaluator = mcts.evaluator
         self.fixed_shape = mcts.fixed_shape
         self.seeds = seeds
+        self._tie_break = TieBreakKeys(seeds, NUM_SLOTS)
         self.tree = tree = Tree(root, config.simulations + 1, spare)
         self.active = ~root.done
         # The roots' entries in every backup: the active games' alone (eager), or every
         # game's with NULL for the finished ones (fixed shapes).
-        games = torch.arange(root.batch_size, device=root.device)
-        self._root_games = games if self.fixed_shape else self.active.nonzero().squeeze(1)
+        self._games = torch.arange(root.batch_size, device=root.device)
+        self._root_games = self._games if self.fixed_shape else self.active.nonzero().squeeze(1)
         self._roots = torch.where(self.active, tree.base, tree.null).index_select(0, self._root_games)
         self.next_free = torch.ones_like(seeds)
         self.simulations_done = 0
@@ -199,6 +200,8 @@ class SearchRun:
         edges.index_copy_(0, edge + W * NUM_SLOTS, leaf_value)
         edges.index_copy_(0, edge + Q * NUM_SLOTS, leaf_value)
         tree.refresh_scores(rows, visits, leaf_value, config.fpu_reduction)
+        if not self.fixed_shape:
+            tree.refresh_choices(self._roots)
 
     @property
     def evaluations(self) -> int:
@@ -208,7 +211,7 @@ class SearchRun:
     def _scaled(self, prior: torch.Tensor, legal: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
         """The stored prior: c_puct * prior with a tiny per-game pseudo-random jitter (it
         breaks ties between equal children reproducibly), -inf at illegal slots."""
-        jitter = 1 + TIE_JITTER * tie_break_keys(self.seeds, nodes, NUM_SLOTS)
+        jitter = 1 + TIE_JITTER * self._tie_break(nodes)
         return torch.where(legal, prior * jitter * self.config.c_puct, float("-inf"))
 
     @torch.inference_mode()
@@ -286,30 +289,28 @@ class SearchRun:
         cur = self._roots
         levels = []
         while games.numel():
-            choice = _puct_choice(tree.edges, tree.scores, cur)
-            nxt = tree.child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
-            going = (nxt != tree.null) & ~tree.terminal.index_select(0, nxt)
-            levels.append((games, cur, choice, nxt, going))
+            nxt, going = tree.best_child.index_select(0, cur), tree.goes_on.index_select(0, cur)
+            levels.append((games, cur, nxt, going))
             onward = going.nonzero().squeeze(1)
             games, cur = games.index_select(0, onward), nxt.index_select(0, onward)
         return self._walked(levels)
 
     def _walked(self, levels):
         """The descent's outputs from what each level recorded: (games, their node, the
-        slot chosen there, the row it leads to (NULL: unexpanded), whether they went on)."""
+        row its chosen slot leads to (NULL: unexpanded), whether they went on)."""
         tree = self.tree
         leaf, parent, slot = tree.base.clone(), tree.base.clone(), torch.zeros_like(tree.base)
         expand = torch.zeros_like(self.active)
         if not levels:
             return (tree.base[:0], tree.base[:0]), leaf, parent, slot, expand
-        games, cur, choice, nxt, going = (torch.cat(parts) for parts in zip(*levels))
+        games, cur, nxt, going = (torch.cat(parts) for parts in zip(*levels))
         moved = (nxt != tree.null).nonzero().squeeze(1)
         below = (nxt.index_select(0, moved), games.index_select(0, moved))
         stop = (~going).nonzero().squeeze(1)
-        games, cur, choice, nxt = (t.index_select(0, stop) for t in (games, cur, choice, nxt))
+        games, cur, nxt = (t.index_select(0, stop) for t in (games, cur, nxt))
         fresh = nxt == tree.null
         parent.index_copy_(0, games, cur)
-        slot.index_copy_(0, games, choice)
+        slot.index_copy_(0, games, tree.best.index_select(0, cur))
         expand.index_copy_(0, games, fresh)
         leaf.index_copy_(0, games, torch.where(fresh, cur, nxt))
         return below, leaf, parent, slot, expand
@@ -339,8 +340,10 @@ class SearchRun:
         leaf = torch.where(expand, new_rows, leaf)
         value = torch.where(expand, value, tree.leaf_value.index_select(0, leaf))
         rows = torch.cat([self._roots, below[0], torch.where(expand, new_rows, tree.null)])
-        games = torch.cat([self._root_games, below[1], torch.arange(len(leaf), device=leaf.device)])
+        games = torch.cat([self._root_games, below[1], self._games])
         self._backup(rows, games, leaf, value)
+        if not self.fixed_shape:
+            tree.refresh_choices(rows)
 
     def _repetition(self, below, before: State, child: State, expand):
         """The new leaves' turn-start keys and occurrence counts; a third occurrence ends
@@ -443,21 +446,10 @@ class SearchRun:
         return torch.stack(line, 1)
 
 
-def _puct_choice(edges: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """PUCT choice [n] (a slot) at each node row: argmax of Q + c P sqrt(N) / (1 + n).
-
-    Unvisited children are valued at the node's own value minus fpu_reduction (its
-    UNVISITED_Q); illegal slots have prior -inf; ties are broken by the prior's jitter."""
-    q, n1, prior = edges[:, : PRIOR + 1].index_select(0, rows).unbind(1)
-    own = scores.index_select(0, rows)
-    score = torch.where(n1 > 1, q, own[:, UNVISITED_Q:]) + prior * (own[:, EXPLORE : EXPLORE + 1] / n1)
-    return score.argmax(1)
-
-
 def _walk_level(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, column):
     """One level of the fixed-shape descent for every game (those no longer descending
     keep their values): the PUCT choice at `cur`, and the path's entry at `column`."""
-    choice = _puct_choice(edges, scores, cur)
+    choice = puct_choice(edges, scores, cur)
     nxt = child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
     fresh = nxt == null
     moved_to = torch.where(fresh, cur, nxt)

@@ -37,13 +37,19 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
     return x ^ _shift_right(x, 31)
 
 
-def tie_break_keys(seeds: torch.Tensor, nodes: torch.Tensor, num_slots: int) -> torch.Tensor:
-    """[B, num_slots] int64 pseudo-random keys in [0, 2**31) for the slots of node
-    `nodes[b]` of game b. The full mix runs once per node; the slots get one cheap
-    multiply-shift round on top, enough to order equal children."""
-    per_node = _mix(_mix(seeds + _GOLDEN) + nodes * _GOLDEN)
-    slots = torch.arange(1, num_slots + 1, device=seeds.device) * _MIX1
-    return _shift_right((per_node.unsqueeze(1) ^ slots) * _MIX2, 33)
+class TieBreakKeys:
+    """`keys(nodes)`: [B, num_slots] int64 pseudo-random keys in [0, 2**31) for the slots of
+    node `nodes[b]` of game b, from the games' seeds. The full mix runs once per game (here)
+    and once per node; the slots get one cheap multiply-shift round on top, enough to
+    order equal children."""
+
+    def __init__(self, seeds: torch.Tensor, num_slots: int):
+        self._games = _mix(seeds + _GOLDEN)
+        self._slots = torch.arange(1, num_slots + 1, device=seeds.device) * _MIX1
+
+    def __call__(self, nodes: torch.Tensor) -> torch.Tensor:
+        per_node = _mix(self._games + nodes * _GOLDEN)
+        return _shift_right((per_node.unsqueeze(1) ^ self._slots) * _MIX2, 33)
 
 
 def dirichlet_noise(seeds: torch.Tensor, legal: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -67,6 +67,10 @@ class Tree:
                          continues a pass chain, or has just won with a pass), -1 when the
                          turn passed to the opponent
       child  [., 49]     row of the child reached through each slot, or NULL
+      best   [.]         the slot PUCT chooses at the node, `best_child` the row it leads
+                         to (NULL: not expanded yet), `goes_on` whether a descent goes on
+                         from there (it is a node, not a finished position); kept by
+                         `refresh_choices` for the eager search (below)
       key    [.]         repetition key if the node starts a turn, else -1
       leaf_value [.]     the node's value when it was created (network or rules), from
                          its own side to move's view
@@ -109,7 +113,11 @@ class Tree:
         self.sign = table("sign", ())
         self.key = table("key", (), torch.int64)
         self.leaf_value = table("leaf_value", ())
+        self.best = table("best", (), torch.int64)
+        self.best_child = table("best_child", (), torch.int64)
+        self.goes_on = table("goes_on", (), torch.bool)
         self.flags[self.null] = False
+        self.child[self.null] = self.null
         self.edge[self.null] = self.null * EDGE_ROWS * NUM_SLOTS
         self._empty_edges = torch.tensor([0.0, 1.0, 0.0, 0.0], device=device).view(1, EDGE_ROWS, 1)
         # Stepping needs a history tensor; repetition is handled by the search itself.
@@ -186,7 +194,30 @@ class Tree:
         edges.index_copy_(0, at, total / visits.clamp(min=1))
         self.refresh_scores(rows, visits, total, fpu_reduction)
 
+    def refresh_choices(self, rows: torch.Tensor) -> None:
+        """PUCT's choice at the nodes `rows`, kept until their next backup. A node's choice
+        depends only on its own statistics and its children's edges, and both change
+        only when a simulation passes through it: choosing once after each backup
+        instead of on every descent is exact, and leaves the descent nothing but
+        following `best_child`."""
+        slot = puct_choice(self.edges, self.scores, rows)
+        child = self.child.view(-1).index_select(0, rows * NUM_SLOTS + slot)
+        self.best.index_copy_(0, rows, slot)
+        self.best_child.index_copy_(0, rows, child)
+        self.goes_on.index_copy_(0, rows, (child != self.null) & ~self.terminal.index_select(0, child))
+
     def refresh_scores(self, rows: torch.Tensor, visits: torch.Tensor, total: torch.Tensor, fpu: float) -> None:
         """Scores of the nodes at `rows` from their visits and value sum (`mover` view)."""
         own_value = total * self.sign.index_select(0, rows) / visits.clamp(min=1)
         self.scores.index_copy_(0, rows, torch.stack([visits.sqrt(), own_value - fpu], 1))
+
+
+def puct_choice(edges: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """PUCT choice [n] (a slot) at each node row: argmax of Q + c P sqrt(N) / (1 + n).
+
+    Unvisited children are valued at the node's own value minus fpu_reduction (its
+    UNVISITED_Q); illegal slots have prior -inf; ties are broken by the prior's jitter."""
+    q, n1, prior = edges[:, : PRIOR + 1].index_select(0, rows).unbind(1)
+    own = scores.index_select(0, rows)
+    score = torch.where(n1 > 1, q, own[:, UNVISITED_Q:]) + prior * (own[:, EXPLORE : EXPLORE + 1] / n1)
+    return score.argmax(1)
