@@ -49,8 +49,9 @@ def search_throughput(
     config: SearchConfig,
     seconds: float = 3.0,
     root_noise: bool = True,
+    warm_up: bool = True,
 ) -> dict:
-    """Search `positions` repeatedly (after one warm-up search) for about `seconds`.
+    """Search `positions` repeatedly (after one warm-up search, if asked) for about `seconds`.
 
     Returns simulations/s (wall clock, and per CPU-second of this process, which other
     work on a shared machine distorts less); `evaluations_per_s`, the positions whose
@@ -72,7 +73,8 @@ def search_throughput(
         mcts.recycle(run)
         return run.evaluations
 
-    search_once()
+    if warm_up:
+        search_once()
     _sync(device)
     timed.positions = timed.calls = 0
     timed.seconds = 0.0

@@ -151,7 +151,10 @@ class SearchRun:
     """One search of a batch: the tree plus per-game bookkeeping. Each `simulate()` adds
     one node per unfinished game (at most `config.simulations` of them)."""
 
-    def __init__(self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool, spare=None):
+    def __init__(
+        self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool,
+        spare: dict[str, torch.Tensor] | None = None,
+    ):
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
         self.fixed_shape = mcts.fixed_shape
@@ -424,7 +427,7 @@ class SearchRun:
             visits=tree.children(root, N1) - 1,
             q=tree.children(root, Q),
             prior=self.root_prior,
-            root_value=tree.edges.view(-1).index_select(0, tree.edge.index_select(0, root)),
+            root_value=tree.value(root),
             network_value=self.network_value,
             pv=self._principal_variation(),
             done=~self.active,

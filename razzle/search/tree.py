@@ -152,6 +152,10 @@ class Tree:
         """[n] visits of the nodes at `rows` (kept on their incoming edges)."""
         return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + N1 * NUM_SLOTS) - 1
 
+    def value(self, rows: torch.Tensor) -> torch.Tensor:
+        """[n] mean value of the nodes at `rows`, from their `mover`'s view."""
+        return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + Q * NUM_SLOTS)
+
     def write(
         self,
         rows: torch.Tensor,

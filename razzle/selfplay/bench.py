@@ -7,7 +7,9 @@ self-contained batch (`play_games`: the batch drains at the end, as every iterat
 before sessions) and as the training loop plays it now (a `SelfPlaySession` in steady
 state: unfinished games carry over, the batch stays full).
 search overhead = self-play network evaluations/s / the bare network's forward
-positions/s at the same batch (1.0: the search costs nothing beside the network).
+positions/s at the same batch (1.0: the search costs nothing beside the network), the two
+measured in alternating rounds; beside it, the share of the search's wall time spent
+inside the network call, measured in the same searches.
 Raw search speed uses a uniform evaluator, so it measures the tree and the rules alone.
 """
 
@@ -24,6 +26,8 @@ from razzle.model.network import RazzleNet
 from razzle.search import SearchConfig, UniformEvaluator
 from razzle.search.bench import search_throughput
 from razzle.selfplay.games import SelfPlayConfig, SelfPlaySession, play_games
+
+OVERHEAD_ROUNDS = 3  # alternations of bare network and search in the overhead figure
 
 
 def add_arguments(parser) -> None:
@@ -53,6 +57,25 @@ def forward_positions_per_s(evaluator: NetworkEvaluator, positions, seconds: flo
     if positions.device.type == "cuda":
         torch.cuda.synchronize()
     return calls * positions.batch_size / (time.perf_counter() - started)
+
+
+def search_overhead(evaluator: NetworkEvaluator, positions, config: SearchConfig, seconds: float) -> dict:
+    """The bare network's positions/s and the search's evaluations/s at the same batch,
+    measured in alternating rounds: on a shared machine the speed drifts by 20-30% within a
+    minute, and measuring one after the other put that drift into the ratio."""
+    bare, searched, shares = [], [], []
+    for round_ in range(OVERHEAD_ROUNDS):
+        bare.append(forward_positions_per_s(evaluator, positions, seconds / OVERHEAD_ROUNDS))
+        measured = search_throughput(evaluator, positions, config, seconds / OVERHEAD_ROUNDS, warm_up=round_ == 0)
+        searched.append(measured["evaluations_per_s"])
+        shares.append(measured["evaluator_share"])
+    bare_rate, search_rate = sum(bare) / len(bare), sum(searched) / len(searched)
+    return {
+        "network_positions_per_s": bare_rate,
+        "selfplay_evals_per_s": search_rate,
+        "search_overhead": search_rate / bare_rate,
+        "evaluator_share": sum(shares) / len(shares),
+    }
 
 
 def games_per_s(evaluator, search: SearchConfig, games: int, rules: Rules, device: torch.device) -> dict:
@@ -90,15 +113,16 @@ def run(args) -> dict:
         )
     for size in args.models:
         evaluator = NetworkEvaluator(RazzleNet.of_size(size), device, bf16=args.bf16)
-        bare = forward_positions_per_s(evaluator, positions, args.seconds)
-        search = search_throughput(evaluator, positions, config, args.seconds)
-        overhead = search["evaluations_per_s"] / bare
-        figures[f"{size}_network_positions_per_s"] = round(bare)
-        figures[f"{size}_selfplay_evals_per_s"] = search["evaluations_per_s"]
-        figures[f"{size}_search_overhead"] = round(overhead, 3)
+        measured = search_overhead(evaluator, positions, config, args.seconds)
+        figures[f"{size}_network_positions_per_s"] = round(measured["network_positions_per_s"])
+        figures[f"{size}_selfplay_evals_per_s"] = round(measured["selfplay_evals_per_s"])
+        figures[f"{size}_search_overhead"] = round(measured["search_overhead"], 3)
+        figures[f"{size}_evaluator_share"] = round(measured["evaluator_share"], 3)
         print(
-            f"{size:>6}: bare network {bare:9,.0f} positions/s, in search {search['evaluations_per_s']:9,} "
-            f"evaluations/s at batch {args.batch} -> search overhead ratio {overhead:.2f}"
+            f"{size:>6}: bare network {measured['network_positions_per_s']:9,.0f} positions/s, in search "
+            f"{measured['selfplay_evals_per_s']:9,.0f} evaluations/s at batch {args.batch} -> search overhead "
+            f"ratio {measured['search_overhead']:.2f} (the network's share of the search's time "
+            f"{measured['evaluator_share']:.2f})"
         )
     for batch in args.raw_batch_sizes:
         raw = search_throughput(UniformEvaluator(), midgame_positions(batch, device, seed=3), config, args.seconds)
