@@ -427,7 +427,7 @@ class SearchRun:
             visits=tree.children(root, N1) - 1,
             q=tree.children(root, Q),
             prior=self.root_prior,
-            root_value=tree.value(root),
+            root_value=tree.incoming(root, Q),
             network_value=self.network_value,
             pv=self._principal_variation(),
             done=~self.active,

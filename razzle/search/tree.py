@@ -148,13 +148,14 @@ class Tree:
         visited: it is created by the simulation that first takes its edge)."""
         return self.children(rows, N1) > 1
 
-    def visits(self, rows: torch.Tensor) -> torch.Tensor:
-        """[n] visits of the nodes at `rows` (kept on their incoming edges)."""
-        return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + N1 * NUM_SLOTS) - 1
+    def incoming(self, rows: torch.Tensor, what: int) -> torch.Tensor:
+        """[n] one entry (Q, N1, PRIOR or W) of the edges leading to the nodes at `rows`:
+        a node's own visits and value (from its `mover`'s view) live there."""
+        return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + what * NUM_SLOTS)
 
-    def value(self, rows: torch.Tensor) -> torch.Tensor:
-        """[n] mean value of the nodes at `rows`, from their `mover`'s view."""
-        return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + Q * NUM_SLOTS)
+    def visits(self, rows: torch.Tensor) -> torch.Tensor:
+        """[n] visits of the nodes at `rows`."""
+        return self.incoming(rows, N1) - 1
 
     def write(
         self,
