@@ -173,9 +173,10 @@ class SearchRun:
         self._evaluated_on_device = torch.zeros((), dtype=torch.long, device=seeds.device)
         self.height = 0  # of the tree: the deepest node's depth (the fixed-shape descent)
         self._steps: _FixedSteps | None = None
-        # Turn-start keys of the game so far (entries past the root's turn ignored).
+        # Turn-start keys of the game so far (entries past the root's turn ignored), sorted
+        # so that a key's occurrences are counted by two binary searches.
         turns = torch.arange(root.history.shape[1], device=root.device)
-        self.root_history = torch.where(turns <= root.turn.unsqueeze(1), root.history, -1)
+        self.root_history = torch.where(turns <= root.turn.unsqueeze(1), root.history, -1).sort(1).values
 
         logits, value = self.evaluator(root)
         self.root_prior = _slot_prior(logits, root).nan_to_num(0.0)
@@ -354,7 +355,9 @@ class SearchRun:
         turn_over = expand & (child.turn != before.turn)
         # With a one-column history, `step` records the new turn-start key in column 0.
         key = torch.where(turn_over, child.history[:, 0], -1)
-        earlier = (self.root_history == key.unsqueeze(1)).sum(1)
+        wanted = key.unsqueeze(1)
+        earlier = torch.searchsorted(self.root_history, wanted, right=True) - torch.searchsorted(self.root_history, wanted)
+        earlier = earlier.squeeze(1)
         rows, games = below
         repeats = (self.tree.key.index_select(0, rows) == key.index_select(0, games)) & (rows != self.tree.null)
         on_path = torch.zeros_like(key).index_add_(0, games, repeats.long())

@@ -224,5 +224,9 @@ def puct_choice(edges: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor) -
     UNVISITED_Q); illegal slots have prior -inf; ties are broken by the prior's jitter."""
     q, n1, prior = edges[:, : PRIOR + 1].index_select(0, rows).unbind(1)
     own = scores.index_select(0, rows)
-    score = torch.where(n1 > 1, q, own[:, UNVISITED_Q:]) + prior * (own[:, EXPLORE : EXPLORE + 1] / n1)
+    # An unvisited child's Q entry is 0, so adding UNVISITED_Q times 1 there (and times 0
+    # elsewhere) is exactly `where(n1 > 1, q, unvisited_q)`, at a fraction of where's cost
+    # on the CPU.
+    unvisited = (2 - n1).clamp_(min=0)
+    score = torch.addcmul(q, unvisited, own[:, UNVISITED_Q:]) + prior * (own[:, EXPLORE : EXPLORE + 1] / n1)
     return score.argmax(1)
