@@ -34,6 +34,10 @@ NO_ACTION = -1
 FULL_BATCH_FRACTION = 0.9
 # Relative size of the prior jitter that breaks ties (keys are below 2**31).
 TIE_JITTER = 1e-4 / 2**31
+# Levels of the fixed-shape descent per call of its (compiled) walk: a few calls per
+# simulation instead of one per level, at the price of the last call's levels past the
+# deepest walk, which cost little.
+WALK_LEVELS = 8
 
 
 @dataclass
@@ -233,7 +237,8 @@ class SearchRun:
     def _simulate_fixed(self) -> None:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
-        The descent takes `height + 1` levels, the tree's height read once per simulation.
+        The descent covers `height + 1` levels, the tree's height read once per simulation,
+        `WALK_LEVELS` of them per call.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         tree, steps = self.tree, self._fixed_pieces()
@@ -245,12 +250,12 @@ class SearchRun:
         leaf, parent = tree.base.clone(), tree.base
         slot, levels = torch.zeros_like(leaf), torch.zeros_like(leaf)
         expand = torch.zeros_like(self.active)
-        for level in range(self.height + 1):
+        for first in range(1, self.height + 2, WALK_LEVELS):
             cur, going, leaf, parent, slot, expand, levels = steps.walk(
                 tree.edges, tree.scores, tree.child, tree.terminal, tree.null, cur, going, leaf, parent, slot,
-                expand, levels, path, self._columns[level + 1 : level + 2],
+                expand, levels, path, self._columns[first : first + WALK_LEVELS],
             )
-        below = (path[:, 1:].reshape(-1), self._path_games)
+        below = (path[:, 1 : self.config.simulations + 2].reshape(-1), self._path_games)
         child, mover, key, needed = steps.prepare(self, below, parent, slot, expand)
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
@@ -260,9 +265,11 @@ class SearchRun:
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
             self._steps = _fixed_steps(self.config.compile)
-            self._path = torch.empty(self.tree.batch_size, self.config.simulations + 2, dtype=torch.long,
-                                     device=self.seeds.device)
-            self._columns = torch.arange(self.config.simulations + 2, device=self.seeds.device)
+            # The root, a column per level a walk can reach, and spare columns for the last
+            # call's levels past the deepest walk (never part of `below`).
+            width = self.config.simulations + 2 + WALK_LEVELS
+            self._path = torch.empty(self.tree.batch_size, width, dtype=torch.long, device=self.seeds.device)
+            self._columns = torch.arange(width, device=self.seeds.device)
             self._path_games = self._root_games.repeat_interleave(self.config.simulations + 1)
         return self._steps
 
@@ -452,21 +459,24 @@ class SearchRun:
         return torch.stack(line, 1)
 
 
-def _walk_level(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, column):
-    """One level of the fixed-shape descent for every game (those no longer descending
-    keep their values): the PUCT choice at `cur`, and the path's entry at `column`."""
-    choice = puct_choice(edges, scores, cur)
-    nxt = child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
-    fresh = nxt == null
-    moved_to = torch.where(fresh, cur, nxt)
-    path.index_copy_(1, column, torch.where(going & ~fresh, nxt, null).unsqueeze(1))
-    parent = torch.where(going, cur, parent)
-    slot = torch.where(going, choice, slot)
-    expand = torch.where(going, fresh, expand)
-    leaf = torch.where(going, moved_to, leaf)
-    levels = levels + going.long()
-    going = going & ~fresh & ~terminal.index_select(0, moved_to)
-    return torch.where(going, moved_to, cur), going, leaf, parent, slot, expand, levels
+def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, columns):
+    """`len(columns)` levels of the fixed-shape descent for every game (those no longer
+    descending keep their values): at each, the PUCT choice at `cur`, and the path's entry
+    at the level's column."""
+    for level in range(columns.shape[0]):
+        choice = puct_choice(edges, scores, cur)
+        nxt = child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
+        fresh = nxt == null
+        moved_to = torch.where(fresh, cur, nxt)
+        path.index_copy_(1, columns[level : level + 1], torch.where(going & ~fresh, nxt, null).unsqueeze(1))
+        parent = torch.where(going, cur, parent)
+        slot = torch.where(going, choice, slot)
+        expand = torch.where(going, fresh, expand)
+        leaf = torch.where(going, moved_to, leaf)
+        levels = levels + going.long()
+        going = going & ~fresh & ~terminal.index_select(0, moved_to)
+        cur = torch.where(going, moved_to, cur)
+    return cur, going, leaf, parent, slot, expand, levels
 
 
 @dataclass(frozen=True)
@@ -483,7 +493,7 @@ def _fixed_steps(compiled: bool) -> _FixedSteps:
     """The pieces of a fixed-shape simulation, compiled or not, made once per process
     (every search shares torch.compile's cache)."""
     if compiled not in _FIXED_STEPS:
-        pieces = (_walk_level, SearchRun._prepare_fixed, SearchRun._create_fixed)
+        pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed)
         if compiled:
             pieces = tuple(torch.compile(piece, fullgraph=True, dynamic=False) for piece in pieces)
         _FIXED_STEPS[compiled] = _FixedSteps(*pieces)
