@@ -362,9 +362,8 @@ class SearchRun:
         turn_over = expand & (child.turn != before.turn)
         # With a one-column history, `step` records the new turn-start key in column 0.
         key = torch.where(turn_over, child.history[:, 0], -1)
-        wanted = key.unsqueeze(1)
-        earlier = torch.searchsorted(self.root_history, wanted, right=True) - torch.searchsorted(self.root_history, wanted)
-        earlier = earlier.squeeze(1)
+        wanted, history = key.unsqueeze(1), self.root_history
+        earlier = (torch.searchsorted(history, wanted, right=True) - torch.searchsorted(history, wanted)).squeeze(1)
         rows, games = below
         repeats = (self.tree.key.index_select(0, rows) == key.index_select(0, games)) & (rows != self.tree.null)
         on_path = torch.zeros_like(key).index_add_(0, games, repeats.long())
