@@ -6,10 +6,14 @@ out torch copies per device so the batched engine never rebuilds them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import wraps
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 FILES = "abcdefg"
 RANKS = "12345678"
@@ -111,9 +115,28 @@ class Tables:
     square_bit: torch.Tensor  # [57] int64 1 << s (sentinel: 0)
 
 
-@lru_cache(maxsize=None)
-def tables(device: torch.device | str = "cpu") -> Tables:
-    device = torch.device(device)
+def per_device(build: Callable[[torch.device], T]) -> Callable[[torch.device | str], T]:
+    """Cache `build(device)` per device in a plain dict.
+
+    Not `lru_cache`: torch.compile traces through an lru_cache'd function and then guards
+    on every element of the Python lists the table was built from (thousands of checks
+    before each call of a compiled search step), while it reads a dict entry as the
+    tensors it holds, with one guard each."""
+    built: dict[torch.device, T] = {}
+
+    @wraps(build)
+    def cached(device: torch.device | str) -> T:
+        device = torch.device(device)
+        found = built.get(device)
+        if found is None:
+            found = built[device] = build(device)
+        return found
+
+    return cached
+
+
+@per_device
+def tables(device: torch.device) -> Tables:
     knight = KNIGHT_TO + [[NO_SQUARE] * 8]
     rays = RAYS + [[[NO_SQUARE] * RAY_LENGTH] * 8]
     squares = range(NUM_SQUARES + 1)

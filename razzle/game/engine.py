@@ -8,13 +8,12 @@ is part of the repetition key.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from math import comb
 
 import torch
 
 from razzle.game.actions import END, KNIGHT_PLANES, NUM_SQUARES
-from razzle.game.board import NO_SQUARE, PIECES_PER_SIDE, parse_square, tables
+from razzle.game.board import NO_SQUARE, PIECES_PER_SIDE, parse_square, per_device, tables
 from razzle.game.rules import Rules
 from razzle.game.state import NUM_SLOTS, State
 
@@ -72,13 +71,13 @@ def _side(t: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
     return t.gather(1, index).squeeze(1)
 
 
-@lru_cache(maxsize=None)
+@per_device
 def _knight_planes(device: torch.device) -> torch.Tensor:
     """Index offset of each knight jump's plane (action = offset + from-square)."""
     return torch.arange(KNIGHT_PLANES, device=device) * NUM_SQUARES
 
 
-@lru_cache(maxsize=None)
+@per_device
 def _pass_planes(device: torch.device) -> torch.Tensor:
     """Index offset of each pass direction's plane (action = offset + carrier square)."""
     return (torch.arange(8, device=device) + KNIGHT_PLANES) * NUM_SQUARES
@@ -132,7 +131,7 @@ def derive_legal(state: State) -> None:
     state.legal = legal & ~state.done.unsqueeze(1)
 
 
-@lru_cache(maxsize=None)
+@per_device
 def _key_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Binomial coefficients C(s, k) for the combinatorial number system, and the rank of
     every 10-bit owner pattern with five bits set (others never occur)."""
