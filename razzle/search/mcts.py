@@ -238,29 +238,24 @@ class SearchRun:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
         The descent covers `height + 1` levels, the tree's height read once per simulation,
-        `WALK_LEVELS` of them per call.
+        `WALK_LEVELS` of them per call; the last call's levels are walked by `prepare`,
+        one compiled call fewer per simulation.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         tree, steps = self.tree, self._fixed_pieces()
-        B = tree.batch_size
         path = self._path
         path.fill_(tree.null)
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
-        cur, going = tree.base, self.active
-        leaf, parent = tree.base.clone(), tree.base
-        slot, levels = torch.zeros_like(leaf), torch.zeros_like(leaf)
-        expand = torch.zeros_like(self.active)
-        for first in range(1, self.height + 2, WALK_LEVELS):
-            cur, going, leaf, parent, slot, expand, levels = steps.walk(
-                tree.edges, tree.scores, tree.child, tree.terminal, tree.null, cur, going, leaf, parent, slot,
-                expand, levels, path, self._columns[first : first + WALK_LEVELS],
-            )
-        below = (path[:, 1 : self.config.simulations + 2].reshape(-1), self._path_games)
-        child, mover, key, needed = steps.prepare(self, below, parent, slot, expand)
+        zeros = torch.zeros_like(tree.base)
+        walk = (tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
+        starts = range(1, self.height + 2, WALK_LEVELS)
+        for first in starts[:-1]:
+            walk = steps.walk(*self._walk_tables(), *walk, path, self._columns[first : first + WALK_LEVELS])
+        walk, child, mover, key, needed = steps.prepare(self, walk, self._columns[starts[-1] : starts[-1] + WALK_LEVELS])
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
-        steps.create(self, below, leaf, parent, slot, expand, child, mover, key, logits, value.float())
-        self.height = max(self.height, int(torch.where(expand, levels, 0).max()) if B else 0)
+        deepest = steps.create(self, walk, child, mover, key, logits, value.float())
+        self.height = max(self.height, int(deepest))
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
@@ -273,18 +268,34 @@ class SearchRun:
             self._path_games = self._root_games.repeat_interleave(self.config.simulations + 1)
         return self._steps
 
-    def _prepare_fixed(self, below, parent, slot, expand):
-        """The leaves to evaluate: step the chosen slots and settle repetition."""
-        before, child, key, occurrences = self._step_leaves(below, parent, slot, expand)
-        _condense_history(child, key, occurrences)
-        return child, before.to_move, key, expand & ~child.done
+    def _walk_tables(self):
+        """What `_walk_levels` reads of the tree."""
+        tree = self.tree
+        return tree.edges, tree.scores, tree.child, tree.terminal, tree.null
 
-    def _create_fixed(self, below, leaf, parent, slot, expand, child, mover, key, logits, value):
-        """Create the new nodes from the evaluation and back the values up."""
+    def _below(self):
+        """The nodes below the root on this simulation's walks (NULL past a walk's end),
+        as (rows, their games)."""
+        return self._path[:, 1 : self.config.simulations + 2].reshape(-1), self._path_games
+
+    def _prepare_fixed(self, walk, columns):
+        """The descent's last levels, then the leaves to evaluate: step the chosen slots
+        and settle repetition."""
+        walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns)
+        _, _, _, parent, slot, expand, _ = walk
+        before, child, key, occurrences = self._step_leaves(self._below(), parent, slot, expand)
+        _condense_history(child, key, occurrences)
+        return walk, child, before.to_move, key, expand & ~child.done
+
+    def _create_fixed(self, walk, child, mover, key, logits, value):
+        """Create the new nodes from the evaluation and back the values up; returns the
+        depth of the deepest new node."""
+        _, _, leaf, parent, slot, expand, levels = walk
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)
         new_rows = self._write_nodes(parent, slot, expand, child, mover, key, prior, value)
-        self._back_up_leaves(below, leaf, expand, new_rows, value)
+        self._back_up_leaves(self._below(), leaf, expand, new_rows, value)
+        return torch.where(expand, levels, 0).amax() if len(expand) else levels.new_zeros(())
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
