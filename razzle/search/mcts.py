@@ -18,6 +18,7 @@ engine rules. The turn limit and "no legal action" come from the engine's own `s
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,9 @@ TIE_JITTER = 1e-4 / 2**31
 # simulation instead of one per level, at the price of the last call's levels past the
 # deepest walk, which cost little.
 WALK_LEVELS = 8
+# Simulations whose deepest new node the fixed-shape search does not wait for: it walks
+# that many levels more instead, and the device runs ahead of the host.
+HEIGHT_LAG = 2
 
 
 @dataclass
@@ -175,7 +179,8 @@ class SearchRun:
         self.simulations_done = 0
         self._evaluated = int(self.active.sum())  # positions whose evaluation was used
         self._evaluated_on_device = torch.zeros((), dtype=torch.long, device=seeds.device)
-        self.height = 0  # of the tree: the deepest node's depth (the fixed-shape descent)
+        self._height = 0  # the tree's as of the simulations before `_pending_depths`
+        self._pending_depths: deque = deque()
         self._steps: _FixedSteps | None = None
         # Turn-start keys of the game so far (entries past the root's turn ignored), sorted
         # so that a key's occurrences are counted by two binary searches.
@@ -212,6 +217,27 @@ class SearchRun:
             tree.refresh_choices(self._roots)
 
     @property
+    def height(self) -> int:
+        """Depth of the tree's deepest node (kept by the fixed-shape search)."""
+        return self._height_bound(lag=0)
+
+    def _height_bound(self, lag: int = HEIGHT_LAG) -> int:
+        """An upper bound of the tree's height that waits for no more than the deepest
+        new node of simulations over `lag` ago: the height the host has received plus one
+        level for each simulation whose depth is still on its way (one adds at most one
+        level). On the CPU every depth is there at once and the bound is the height."""
+        pending = self._pending_depths
+        while pending:
+            depth, arrived = pending[0]
+            if arrived is not None:
+                if len(pending) <= lag and not arrived.query():
+                    break
+                arrived.synchronize()
+            pending.popleft()
+            self._height = max(self._height, int(depth))
+        return self._height + len(pending)
+
+    @property
     def evaluations(self) -> int:
         """Positions whose evaluation the search used (roots included)."""
         return self._evaluated + int(self._evaluated_on_device)
@@ -237,9 +263,10 @@ class SearchRun:
     def _simulate_fixed(self) -> None:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
-        The descent covers `height + 1` levels, the tree's height read once per simulation,
-        `WALK_LEVELS` of them per call; the last call's levels are walked by `prepare`,
-        one compiled call fewer per simulation.
+        The descent covers one level more than a bound of the tree's height, which the
+        host learns without waiting for the latest simulations (`HEIGHT_LAG`);
+        `WALK_LEVELS` levels per call, the last call's walked by `prepare`, one compiled
+        call fewer per simulation.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         tree, steps = self.tree, self._fixed_pieces()
@@ -248,14 +275,14 @@ class SearchRun:
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
         zeros = torch.zeros_like(tree.base)
         walk = (tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
-        starts = range(1, self.height + 2, WALK_LEVELS)
+        starts = range(1, self._height_bound() + 2, WALK_LEVELS)
         for first in starts[:-1]:
             walk = steps.walk(*self._walk_tables(), *walk, path, self._columns[first : first + WALK_LEVELS])
         walk, child, mover, key, needed = steps.prepare(self, walk, self._columns[starts[-1] : starts[-1] + WALK_LEVELS])
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
         deepest = steps.create(self, walk, child, mover, key, logits, value.float())
-        self.height = max(self.height, int(deepest))
+        self._pending_depths.append(_copy_to_host(deepest))
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
@@ -487,6 +514,18 @@ def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent,
         going = going & ~fresh & ~terminal.index_select(0, moved_to)
         cur = torch.where(going, moved_to, cur)
     return cur, going, leaf, parent, slot, expand, levels
+
+
+def _copy_to_host(value: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """Start copying a CUDA tensor to the host without waiting; the event marks its
+    arrival (a CPU tensor is already there)."""
+    if value.device.type != "cuda":
+        return value, None
+    host = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+    host.copy_(value, non_blocking=True)
+    arrived = torch.cuda.Event()
+    arrived.record()
+    return host, arrived
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,27 @@ def test_compiled_gpu_search_gives_the_visits_of_eager_cpu_search():
     gpu = MCTS(UniformEvaluator(), replace(config, compile=True))
     compiled, _ = _search(gpu, positions.to("cuda"), seeds.cuda())
     assert torch.equal(eager.visits, compiled.visits.cpu())
+
+
+class _CopyOnItsWay:
+    """A depth's copy from the device: not there until waited for."""
+
+    def __init__(self):
+        self.waited = False
+
+    def query(self) -> bool:
+        return self.waited
+
+    def synchronize(self) -> None:
+        self.waited = True
+
+
+def test_the_height_bound_waits_only_for_depths_older_than_the_lag():
+    run = MCTS(UniformEvaluator(), SearchConfig(simulations=8), fixed_shape=True).start(_positions(2))
+    copies = [_CopyOnItsWay() for _ in range(4)]
+    run._pending_depths.extend((torch.tensor(depth), copy) for depth, copy in zip((1, 2, 3, 3), copies))
+    # Depths 1 and 2 waited for; two simulations still on their way may each add a level.
+    assert run._height_bound(lag=2) == 2 + 2
+    assert [copy.waited for copy in copies] == [True, True, False, False]
+    assert run.height == 3
+    assert all(copy.waited for copy in copies)
