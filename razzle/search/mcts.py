@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -274,7 +275,7 @@ class SearchRun:
         path.fill_(tree.null)
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
         zeros = torch.zeros_like(tree.base)
-        walk = (tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
+        walk = _Walk(tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
         starts = range(1, self._height_bound() + 2, WALK_LEVELS)
         for first in starts[:-1]:
             walk = steps.walk(*self._walk_tables(), *walk, path, self._columns[first : first + WALK_LEVELS])
@@ -309,20 +310,19 @@ class SearchRun:
         """The descent's last levels, then the leaves to evaluate: step the chosen slots
         and settle repetition."""
         walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns)
-        _, _, _, parent, slot, expand, _ = walk
-        before, child, key, occurrences = self._step_leaves(self._below(), parent, slot, expand)
+        before, child, key, occurrences = self._step_leaves(self._below(), walk.parent, walk.slot, walk.expand)
         _condense_history(child, key, occurrences)
-        return walk, child, before.to_move, key, expand & ~child.done
+        return walk, child, before.to_move, key, walk.expand & ~child.done
 
     def _create_fixed(self, walk, child, mover, key, logits, value):
         """Create the new nodes from the evaluation and back the values up; returns the
         depth of the deepest new node."""
-        _, _, leaf, parent, slot, expand, levels = walk
+        expand = walk.expand
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)
-        new_rows = self._write_nodes(parent, slot, expand, child, mover, key, prior, value)
-        self._back_up_leaves(self._below(), leaf, expand, new_rows, value)
-        return torch.where(expand, levels, 0).amax() if len(expand) else levels.new_zeros(())
+        new_rows = self._write_nodes(walk.parent, walk.slot, expand, child, mover, key, prior, value)
+        self._back_up_leaves(self._below(), walk.leaf, expand, new_rows, value)
+        return torch.where(expand, walk.levels, 0).amax() if len(expand) else walk.levels.new_zeros(())
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
@@ -496,6 +496,20 @@ class SearchRun:
         return torch.stack(line, 1)
 
 
+class _Walk(NamedTuple):
+    """Where each game's fixed-shape descent stands: its current node and whether it goes
+    on; where it stopped (`leaf`), and for a walk that reached an unexpanded slot (`expand`)
+    that slot's parent and index; the levels it walked."""
+
+    cur: torch.Tensor
+    going: torch.Tensor
+    leaf: torch.Tensor
+    parent: torch.Tensor
+    slot: torch.Tensor
+    expand: torch.Tensor
+    levels: torch.Tensor
+
+
 def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, columns):
     """`len(columns)` levels of the fixed-shape descent for every game (those no longer
     descending keep their values): at each, the PUCT choice at `cur`, and the path's entry
@@ -513,7 +527,7 @@ def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent,
         levels = levels + going.long()
         going = going & ~fresh & ~terminal.index_select(0, moved_to)
         cur = torch.where(going, moved_to, cur)
-    return cur, going, leaf, parent, slot, expand, levels
+    return _Walk(cur, going, leaf, parent, slot, expand, levels)
 
 
 def _copy_to_host(value: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
