@@ -29,7 +29,8 @@ class NetworkEvaluator:
     @torch.inference_mode()
     def __call__(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         planes = encode_states(state).to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        # No cache of cast weights: a CUDA graph capturing this call must cast them itself.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
             output = self.network(planes)
         to_move = state.to_move.to(self.device)
         logits = reorient_policy(output.policy.float(), to_move)

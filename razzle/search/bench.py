@@ -36,6 +36,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
     )
+    parser.add_argument(
+        "--cuda-graphs", action="store_true", help="simulations replayed as CUDA graphs (search.cuda_graphs)"
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -58,9 +61,11 @@ def search_throughput(
     evaluation the search used per second of the whole search (divide it by the bare
     network's positions/s at the same batch for the search overhead);
     `evaluator_positions_per_s`, positions per second of time spent inside the
-    evaluator; and the evaluator's share of the time."""
+    evaluator; and the evaluator's share of the time (None for simulations replayed as
+    CUDA graphs, whose network calls are inside the graphs)."""
     timed = TimedEvaluator(evaluator)
-    mcts = MCTS(timed, config)
+    captured = config.cuda_graphs and positions.device.type == "cuda"
+    mcts = MCTS(evaluator if captured else timed, config)
     generator = torch.Generator().manual_seed(0)
     B, device = positions.batch_size, positions.device
 
@@ -92,15 +97,15 @@ def search_throughput(
         "sims_per_s": round(simulations / elapsed),
         "sims_per_cpu_s": round(simulations / cpu_seconds),
         "evaluations_per_s": round(used / elapsed),
-        "evaluator_positions_per_s": round(timed.positions / max(timed.seconds, 1e-9)),
-        "evaluator_share": round(timed.seconds / elapsed, 3),
-        "evaluator_batch_mean": round(timed.positions / max(timed.calls, 1), 1),
+        "evaluator_positions_per_s": None if captured else round(timed.positions / max(timed.seconds, 1e-9)),
+        "evaluator_share": None if captured else round(timed.seconds / elapsed, 3),
+        "evaluator_batch_mean": None if captured else round(timed.positions / max(timed.calls, 1), 1),
     }
 
 
 def run(args) -> dict:
     device = torch.device(args.device)
-    config = SearchConfig(simulations=args.simulations, compile=args.compile)
+    config = SearchConfig(simulations=args.simulations, compile=args.compile, cuda_graphs=args.cuda_graphs)
     thread_counts = args.threads
     previous_threads = torch.get_num_threads()
     figures: dict = {"simulations": args.simulations, "target_sims_per_s": TARGET_SIMS_PER_S}

@@ -21,6 +21,9 @@ class SearchConfig:
         per simulation) with its pieces compiled by torch.compile; the same visits as the
         eager path. Off by default: on a CPU the compiled pieces are slower than eager
         (README, performance) and take about a minute to compile.
+    cuda_graphs: on a CUDA device, capture each fixed-shape simulation with its network
+        call as a CUDA graph (one per walk length, kept while the batch keeps its shape)
+        and replay it; implies the fixed-shape simulation there, ignored on a CPU.
     """
 
     simulations: int = 64
@@ -30,6 +33,7 @@ class SearchConfig:
     dirichlet_epsilon: float = 0.25
     pv_length: int = 8
     compile: bool = False
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -40,6 +44,7 @@ class SearchConfig:
             "dirichlet_epsilon": _is_number(self.dirichlet_epsilon) and 0 <= self.dirichlet_epsilon <= 1,
             "pv_length": _is_int(self.pv_length) and self.pv_length >= 0,
             "compile": isinstance(self.compile, bool),
+            "cuda_graphs": isinstance(self.cuda_graphs, bool),
         }
         expected = {
             "simulations": "a positive integer",
@@ -49,6 +54,7 @@ class SearchConfig:
             "dirichlet_epsilon": "a number in [0, 1]",
             "pv_length": "an integer >= 0",
             "compile": "true or false",
+            "cuda_graphs": "true or false",
         }
         for name, ok in checks.items():
             if not ok:

@@ -121,6 +121,8 @@ class MCTS:
         self.config = config or SearchConfig()
         self.fixed_shape = fixed_shape or self.config.compile
         self._spare: list[dict[str, torch.Tensor]] = []
+        self._captured: _CapturedSimulations | None = None
+        self.evaluations = 0  # positions whose evaluation the searches used, over all searches
 
     @torch.inference_mode()
     def search(self, state: State, seeds: torch.Tensor | None = None, root_noise: bool = False) -> SearchResult:
@@ -135,6 +137,7 @@ class MCTS:
         for _ in range(self.config.simulations):
             run.simulate()
         result = run.result()
+        self.evaluations += run.evaluations
         self.recycle(run)
         return result
 
@@ -148,7 +151,16 @@ class MCTS:
             spare = self._spare.pop()
         except IndexError:
             spare = None
-        return SearchRun(self, state, seeds.to(device), root_noise, spare)
+        return SearchRun(self, state, seeds.to(device), root_noise, spare, self._captured_simulations(state))
+
+    def _captured_simulations(self, state: State) -> _CapturedSimulations | None:
+        """Where this search's simulations are captured: the previous search's captures
+        when the batch has the same shape, new ones otherwise; None when not capturing."""
+        signature = (state.batch_size, state.device, state.history.shape[1], state.rules)
+        if self._captured is None or self._captured.signature != signature:
+            capture = _graph_capture(self.config, state.device)
+            self._captured = None if capture is None else _CapturedSimulations(capture, signature)
+        return self._captured
 
     def recycle(self, run: SearchRun) -> None:
         """Hand a finished run's tree tables to the next search, which reuses them instead
@@ -162,31 +174,42 @@ class SearchRun:
 
     def __init__(
         self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool,
-        spare: dict[str, torch.Tensor] | None = None,
+        spare: dict[str, torch.Tensor] | None = None, captured: _CapturedSimulations | None = None,
     ):
+        """captured: where the simulations are captured (see `_CapturedSimulations`); the
+        tensors they touch are then kept there, at the addresses of the captures."""
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
-        self.fixed_shape = mcts.fixed_shape
+        self._captured = captured
+        self.fixed_shape = mcts.fixed_shape or captured is not None
+        self._hold = hold = _unheld if captured is None else captured.hold
         self.seeds = seeds
-        self._tie_break = TieBreakKeys(seeds, NUM_SLOTS)
-        self.tree = tree = Tree(root, config.simulations + 1, spare)
-        self.active = ~root.done
+        self._tie_break = TieBreakKeys(seeds, NUM_SLOTS, hold)
+        if captured is not None:
+            spare = captured.tree_storage
+        self.tree = tree = Tree(root, config.simulations + 1, spare, hold)
+        if captured is not None:
+            captured.tree_storage = tree.storage
+        self.active = hold("active", ~root.done)
         # The roots' entries in every backup: the active games' alone (eager), or every
         # game's with NULL for the finished ones (fixed shapes).
-        self._games = torch.arange(root.batch_size, device=root.device)
+        self._games = hold("games", torch.arange(root.batch_size, device=root.device))
         self._root_games = self._games if self.fixed_shape else self.active.nonzero().squeeze(1)
-        self._roots = torch.where(self.active, tree.base, tree.null).index_select(0, self._root_games)
-        self.next_free = torch.ones_like(seeds)
+        self._roots = hold("roots", torch.where(self.active, tree.base, tree.null).index_select(0, self._root_games))
+        self.next_free = hold("next_free", torch.ones_like(seeds))
         self.simulations_done = 0
         self._evaluated = int(self.active.sum())  # positions whose evaluation was used
-        self._evaluated_on_device = torch.zeros((), dtype=torch.long, device=seeds.device)
+        self._evaluated_on_device = hold("evaluated", torch.zeros((), dtype=torch.long, device=seeds.device))
+        self._deepest = hold("deepest", torch.zeros((), dtype=torch.long, device=seeds.device))
         self._height = 0  # the tree's as of the simulations before `_pending_depths`
         self._pending_depths: deque = deque()
         self._steps: _FixedSteps | None = None
         # Turn-start keys of the game so far (entries past the root's turn ignored), sorted
         # so that a key's occurrences are counted by two binary searches.
         turns = torch.arange(root.history.shape[1], device=root.device)
-        self.root_history = torch.where(turns <= root.turn.unsqueeze(1), root.history, -1).sort(1).values
+        self.root_history = hold(
+            "root_history", torch.where(turns <= root.turn.unsqueeze(1), root.history, -1).sort(1).values
+        )
 
         logits, value = self.evaluator(root)
         self.root_prior = _slot_prior(logits, root).nan_to_num(0.0)
@@ -265,25 +288,37 @@ class SearchRun:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
         The descent covers one level more than a bound of the tree's height, which the
-        host learns without waiting for the latest simulations (`HEIGHT_LAG`);
-        `WALK_LEVELS` levels per call, the last call's walked by `prepare`, one compiled
-        call fewer per simulation.
+        host learns without waiting for the latest simulations (`HEIGHT_LAG`), in `calls`
+        calls of `WALK_LEVELS` levels, the last call's walked by `prepare` (one compiled
+        call fewer per simulation). Captured simulations (`config.cuda_graphs`) are
+        replayed instead, one capture per number of calls.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
-        tree, steps = self.tree, self._fixed_pieces()
-        path = self._path
+        steps = self._fixed_pieces()
+        calls = len(range(1, self._height_bound() + 2, WALK_LEVELS))
+        if self._captured is None:
+            self._fixed_simulation(steps, calls)
+        else:
+            self._captured.run(calls, lambda: self._fixed_simulation(steps, calls))
+        self._pending_depths.append(_copy_to_host(self._deepest))
+
+    def _fixed_simulation(self, steps: _FixedSteps, calls: int) -> None:
+        """The device's part of a fixed-shape simulation: no host synchronisation, no
+        tensor made here outlives it (what lasts is written in place), so it can be
+        captured and replayed."""
+        tree, path = self.tree, self._path
         path.fill_(tree.null)
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
         zeros = torch.zeros_like(tree.base)
         walk = _Walk(tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
-        starts = range(1, self._height_bound() + 2, WALK_LEVELS)
-        for first in starts[:-1]:
+        for call in range(calls - 1):
+            first = 1 + call * WALK_LEVELS
             walk = steps.walk(*self._walk_tables(), *walk, path, self._columns[first : first + WALK_LEVELS])
-        walk, child, mover, key, needed = steps.prepare(self, walk, self._columns[starts[-1] : starts[-1] + WALK_LEVELS])
+        last = 1 + (calls - 1) * WALK_LEVELS
+        walk, child, mover, key, needed = steps.prepare(self, walk, self._columns[last : last + WALK_LEVELS])
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
-        deepest = steps.create(self, walk, child, mover, key, logits, value.float())
-        self._pending_depths.append(_copy_to_host(deepest))
+        self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float()))
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
@@ -291,9 +326,10 @@ class SearchRun:
             # The root, a column per level a walk can reach, and spare columns for the last
             # call's levels past the deepest walk (never part of `below`).
             width = self.config.simulations + 2 + WALK_LEVELS
-            self._path = torch.empty(self.tree.batch_size, width, dtype=torch.long, device=self.seeds.device)
-            self._columns = torch.arange(width, device=self.seeds.device)
-            self._path_games = self._root_games.repeat_interleave(self.config.simulations + 1)
+            hold, device = self._hold, self.seeds.device
+            self._path = hold("path", torch.empty(self.tree.batch_size, width, dtype=torch.long, device=device))
+            self._columns = hold("columns", torch.arange(width, device=device))
+            self._path_games = hold("path_games", self._root_games.repeat_interleave(self.config.simulations + 1))
         return self._steps
 
     def _walk_tables(self):
@@ -414,9 +450,9 @@ class SearchRun:
     def _write_nodes(self, parent, slot, expand, child: State, mover, key, prior, value) -> torch.Tensor:
         """The new node of each expanding game (the others write to NULL); its rows."""
         tree = self.tree
-        nodes = self.next_free
+        nodes = self.next_free.clone()
         rows = torch.where(expand, tree.base + nodes, tree.null)
-        self.next_free = nodes + expand.long()
+        self.next_free.add_(expand.long())
         block = EDGE_ROWS * NUM_SLOTS
         tree.write(
             rows,
@@ -530,11 +566,11 @@ def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent,
     return _Walk(cur, going, leaf, parent, slot, expand, levels)
 
 
-def _copy_to_host(value: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-    """Start copying a CUDA tensor to the host without waiting; the event marks its
-    arrival (a CPU tensor is already there)."""
+def _copy_to_host(value: torch.Tensor) -> tuple[torch.Tensor | int, torch.cuda.Event | None]:
+    """Start copying a CUDA scalar to the host without waiting; the event marks its
+    arrival (a CPU scalar is read at once)."""
     if value.device.type != "cuda":
-        return value, None
+        return int(value), None
     host = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
     host.copy_(value, non_blocking=True)
     arrived = torch.cuda.Event()
@@ -561,3 +597,71 @@ def _fixed_steps(compiled: bool) -> _FixedSteps:
             pieces = tuple(torch.compile(piece, fullgraph=True, dynamic=False) for piece in pieces)
         _FIXED_STEPS[compiled] = _FixedSteps(*pieces)
     return _FIXED_STEPS[compiled]
+
+
+def _unheld(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """The tensors of a search that is not captured are its own."""
+    return tensor
+
+
+class _CapturedSimulations:
+    """Whole fixed-shape simulations, network call included, captured once per number of
+    walk calls and replayed from then on (on CUDA: CUDA graphs, no Python and no kernel
+    launches per simulation).
+
+    A capture reads and writes memory at the addresses it saw, so the tensors a simulation
+    touches outlive the search that made them: they are held here, and each later search
+    of the same shape (`signature`) copies its own values into them. One search at a time
+    per MCTS. The first simulation with a given number of calls runs uncaptured (it
+    compiles and warms up what the capture will record); the second is captured."""
+
+    def __init__(self, capture, signature: tuple):
+        self.capture = capture
+        self.signature = signature
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.tree_storage: dict[str, torch.Tensor] | None = None
+        self.replays: dict[int, object] = {}
+        self.warmed: set[int] = set()
+
+    def hold(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        kept = self.tensors.setdefault(name, tensor)
+        return kept if kept is tensor else kept.copy_(tensor)
+
+    def run(self, calls: int, simulation) -> None:
+        replay = self.replays.get(calls)
+        if replay is None:
+            if calls not in self.warmed:
+                self.warmed.add(calls)
+                self.capture.warm_up(simulation)
+                return
+            replay = self.replays[calls] = self.capture.capture(simulation)
+        replay()
+
+
+class _CudaGraphs:
+    """Captures simulations as CUDA graphs, warmed up and captured on one side stream and
+    sharing one memory pool (the captures never run at the same time)."""
+
+    def __init__(self, device: torch.device):
+        self.stream = torch.cuda.Stream(device)
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def warm_up(self, simulation) -> None:
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            simulation()
+        torch.cuda.current_stream().wait_stream(self.stream)
+
+    def capture(self, simulation):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
+            simulation()
+        return graph.replay
+
+
+def _graph_capture(config: SearchConfig, device: torch.device) -> _CudaGraphs | None:
+    """What captures the simulations of a search on `device`: CUDA graphs when the config
+    asks for them and the device is a GPU, else nothing (the search runs as it is)."""
+    if config.cuda_graphs and device.type == "cuda":
+        return _CudaGraphs(device)
+    return None

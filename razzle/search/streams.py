@@ -41,11 +41,12 @@ class TieBreakKeys:
     """`keys(nodes)`: [B, num_slots] int64 pseudo-random keys in [0, 2**31) for the slots of
     node `nodes[b]` of game b, from the games' seeds. The full mix runs once per game (here)
     and once per node; the slots get one cheap multiply-shift round on top, enough to
-    order equal children."""
+    order equal children. hold(name, tensor) -> tensor: where its tensors are kept (as
+    `Tree`'s)."""
 
-    def __init__(self, seeds: torch.Tensor, num_slots: int):
-        self._games = _mix(seeds + _GOLDEN)
-        self._slots = torch.arange(1, num_slots + 1, device=seeds.device) * _MIX1
+    def __init__(self, seeds: torch.Tensor, num_slots: int, hold):
+        self._games = hold("tie_break.games", _mix(seeds + _GOLDEN))
+        self._slots = hold("tie_break.slots", torch.arange(1, num_slots + 1, device=seeds.device) * _MIX1)
 
     def __call__(self, nodes: torch.Tensor) -> torch.Tensor:
         per_node = _mix(self._games + nodes * _GOLDEN)

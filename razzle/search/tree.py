@@ -77,14 +77,16 @@ class Tree:
       terminal [.]       the position is finished (a view of the packed `done` flag)
     """
 
-    def __init__(self, template: State, nodes: int, spare: dict[str, torch.Tensor] | None = None):
+    def __init__(self, template: State, nodes: int, spare: dict[str, torch.Tensor] | None, hold):
         """spare: the `storage` of a finished search's tree, whose tables this tree takes
-        over where they are large enough (a search of the same or a smaller batch)."""
+        over where they are large enough (a search of the same or a smaller batch).
+        hold(name, tensor) -> tensor: where the tree's constant tensors are kept (a captured
+        search keeps them at fixed addresses, see `mcts`)."""
         B, device = template.batch_size, template.device
         self.batch_size = B
         self.rows_per_game = M = nodes + 1
-        self.base = torch.arange(B, device=device) * M
-        self.above = self.base + nodes
+        self.base = hold("tree.base", torch.arange(B, device=device) * M)
+        self.above = hold("tree.above", self.base + nodes)
         self.null = B * M
         flag_names = tuple(name for name in NODE_FIELDS if getattr(template, name).dtype == torch.bool)
         self.int_layout = _layout(template, tuple(name for name in NODE_FIELDS if name not in flag_names))
@@ -119,9 +121,11 @@ class Tree:
         self.flags[self.null] = False
         self.child[self.null] = self.null
         self.edge[self.null] = self.null * EDGE_ROWS * NUM_SLOTS
-        self._empty_edges = torch.tensor([0.0, 1.0, 0.0, 0.0], device=device).view(1, EDGE_ROWS, 1)
+        self._empty_edges = hold("tree.empty_edges", torch.tensor([0.0, 1.0, 0.0, 0.0], device=device)).view(
+            1, EDGE_ROWS, 1
+        )
         # Stepping needs a history tensor; repetition is handled by the search itself.
-        self.no_history = torch.full((B, 1), -1, dtype=torch.int64, device=device)
+        self.no_history = hold("tree.no_history", torch.full((B, 1), -1, dtype=torch.int64, device=device))
         self.rules = template.rules
 
     def field(self, name: str, rows: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
     )
+    parser.add_argument(
+        "--cuda-graphs", action="store_true", help="simulations replayed as CUDA graphs (search.cuda_graphs)"
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network")
     parser.add_argument(
         "--games", type=int, default=64, help="games of the games/s figure (0: skip it; it takes minutes on a CPU)"
@@ -74,7 +77,7 @@ def search_overhead(evaluator: NetworkEvaluator, positions, config: SearchConfig
         "network_positions_per_s": bare_rate,
         "selfplay_evals_per_s": search_rate,
         "search_overhead": search_rate / bare_rate,
-        "evaluator_share": sum(shares) / len(shares),
+        "evaluator_share": None if None in shares else sum(shares) / len(shares),
     }
 
 
@@ -96,7 +99,7 @@ def games_per_s(evaluator, search: SearchConfig, games: int, rules: Rules, devic
 
 def run(args) -> dict:
     device = torch.device(args.device)
-    config = SearchConfig(simulations=args.simulations, compile=args.compile)
+    config = SearchConfig(simulations=args.simulations, compile=args.compile, cuda_graphs=args.cuda_graphs)
     positions = midgame_positions(args.batch, device, seed=2)
     figures: dict = {"threads": torch.get_num_threads(), "batch": args.batch, "simulations": args.simulations}
     if args.games:
@@ -117,12 +120,13 @@ def run(args) -> dict:
         figures[f"{size}_network_positions_per_s"] = round(measured["network_positions_per_s"])
         figures[f"{size}_selfplay_evals_per_s"] = round(measured["selfplay_evals_per_s"])
         figures[f"{size}_search_overhead"] = round(measured["search_overhead"], 3)
-        figures[f"{size}_evaluator_share"] = round(measured["evaluator_share"], 3)
+        share = measured["evaluator_share"]
+        figures[f"{size}_evaluator_share"] = None if share is None else round(share, 3)
         print(
             f"{size:>6}: bare network {measured['network_positions_per_s']:9,.0f} positions/s, in search "
             f"{measured['selfplay_evals_per_s']:9,.0f} evaluations/s at batch {args.batch} -> search overhead "
             f"ratio {measured['search_overhead']:.2f} (the network's share of the search's time "
-            f"{measured['evaluator_share']:.2f})"
+            f"{'inside the CUDA graphs' if share is None else f'{share:.2f}'})"
         )
     for batch in args.raw_batch_sizes:
         raw = search_throughput(UniformEvaluator(), midgame_positions(batch, device, seed=3), config, args.seconds)

@@ -31,7 +31,7 @@ from razzle.game.notation import Annotation, GameRecord
 from razzle.game.rules import Rules
 from razzle.game.state import NUM_SLOTS
 from razzle.model.samples import Samples, build_samples
-from razzle.search import MCTS, SearchConfig, TimedEvaluator, choose_actions
+from razzle.search import MCTS, SearchConfig, choose_actions
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import game_seeds, move_seeds, uniforms
 from razzle.selfplay.records import OPENING_TURNS, MoveLog, game_from_codes
@@ -78,8 +78,9 @@ class GameSummary:
 @dataclass
 class SelfPlayOutput:
     """samples (game by game, each in move order), records and summaries of the finished
-    games; `evaluations` network positions evaluated in `seconds` of wall time (games still
-    in flight included); `stats` from the finished games (`output_statistics`)."""
+    games; `evaluations` positions whose network evaluation the searches used, in `seconds`
+    of wall time (games still in flight included); `stats` from the finished games
+    (`output_statistics`)."""
 
     samples: Samples
     records: list[GameRecord]
@@ -208,8 +209,7 @@ class SelfPlaySession:
     ) -> SelfPlayOutput:
         """Play on until `games` games have finished, searching with `evaluator` (tagged
         `model` in the samples); `on_game(finished)` is called as each game finishes."""
-        timed = TimedEvaluator(evaluator)
-        mcts = MCTS(timed, self.search)
+        mcts = MCTS(evaluator, self.search)
         config, width = self.config, len(self._slot_game)
         finished, self._held = self._held[:games], self._held[games:]
         clock = time.perf_counter()
@@ -261,7 +261,7 @@ class SelfPlaySession:
             self._start_games(slots)
         bar.close()
         elapsed = time.perf_counter() - clock
-        return self._output(finished, timed.positions, elapsed, headers)
+        return self._output(finished, mcts.evaluations, elapsed, headers)
 
     def _output(self, finished: list[_Finished], evaluations: int, seconds: float, headers) -> SelfPlayOutput:
         """The finished games' samples (game by game), records and statistics; the samples

@@ -26,7 +26,10 @@ def test_search_configs_instantiate(name, simulations):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("simulations", 0), ("simulations", 2.5), ("c_puct", -1.0), ("dirichlet_epsilon", 1.5), ("fpu_reduction", "x")],
+    [
+        ("simulations", 0), ("simulations", 2.5), ("c_puct", -1.0), ("dirichlet_epsilon", 1.5), ("fpu_reduction", "x"),
+        ("cuda_graphs", "yes"),
+    ],
 )
 def test_bad_settings_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=f"search.{field}"):

@@ -73,13 +73,32 @@ def test_compiled_search_agrees_exactly_with_the_eager_one():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_compiled_gpu_search_gives_the_visits_of_eager_cpu_search():
+@pytest.mark.parametrize("cuda_graphs", [False, True])
+def test_compiled_gpu_search_gives_the_visits_of_eager_cpu_search(cuda_graphs):
+    """Three searches of one GPU MCTS: with CUDA graphs, the later ones replay captures."""
     config = SearchConfig(simulations=16)
-    positions, seeds = _positions(32), torch.arange(32, dtype=torch.int64) * 7
-    eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
-    gpu = MCTS(UniformEvaluator(), replace(config, compile=True))
-    compiled, _ = _search(gpu, positions.to("cuda"), seeds.cuda())
-    assert torch.equal(eager.visits, compiled.visits.cpu())
+    gpu = MCTS(UniformEvaluator(), replace(config, compile=True, cuda_graphs=cuda_graphs))
+    for search in range(3):
+        positions, seeds = _positions(32), torch.arange(32, dtype=torch.int64) * (7 + search)
+        eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
+        compiled = gpu.search(positions.to("cuda"), seeds.cuda(), root_noise=True)
+        assert torch.equal(eager.visits, compiled.visits.cpu())
+        assert torch.allclose(eager.root_value, compiled.root_value.cpu(), atol=1e-5)
+    assert (gpu._captured is not None) == cuda_graphs
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_search_replayed_as_cuda_graphs_with_a_bf16_network_agrees_with_the_uncaptured_one():
+    torch.manual_seed(0)
+    evaluator = NetworkEvaluator(RazzleNet.of_size("tiny"), "cuda", bf16=True)
+    config = SearchConfig(simulations=16, compile=True)
+    positions, seeds = _positions(64), torch.arange(64, dtype=torch.int64) * 13
+    plain = MCTS(evaluator, config).search(positions.to("cuda"), seeds.cuda(), root_noise=True)
+    graphs = MCTS(evaluator, replace(config, cuda_graphs=True))
+    for _ in range(2):
+        replayed = graphs.search(positions.to("cuda"), seeds.cuda(), root_noise=True)
+        assert torch.equal(plain.visits, replayed.visits)
 
 
 class _CopyOnItsWay:
