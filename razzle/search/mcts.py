@@ -181,6 +181,8 @@ class SearchRun:
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
         self._captured = captured
+        if captured is not None:
+            captured.search = self
         self.fixed_shape = mcts.fixed_shape or captured is not None
         self._hold = hold = _unheld if captured is None else captured.hold
         self.seeds = seeds
@@ -274,6 +276,7 @@ class SearchRun:
 
     @torch.inference_mode()
     def simulate(self) -> None:
+        self._check_tables()
         if self.simulations_done == self.config.simulations:
             raise RuntimeError(f"the tree holds {self.config.simulations} simulations; this search is complete")
         self.simulations_done += 1
@@ -502,7 +505,15 @@ class SearchRun:
         signed = valid * torch.where(tree.mover.index_select(0, rows) == leaf_side, value, -value)
         tree.back_up(rows, signed, self.config.fpu_reduction)
 
+    def _check_tables(self) -> None:
+        if self._captured is not None and self._captured.search is not self:
+            raise RuntimeError(
+                "a later search of the same MCTS took over this search's tables (captured simulations "
+                "keep one set per MCTS): finish a search before starting the next"
+            )
+
     def result(self) -> SearchResult:
+        self._check_tables()
         tree, root = self.tree, self.tree.base
         return SearchResult(
             actions=tree.field("actions", root),
@@ -611,9 +622,12 @@ class _CapturedSimulations:
 
     A capture reads and writes memory at the addresses it saw, so the tensors a simulation
     touches outlive the search that made them: they are held here, and each later search
-    of the same shape (`signature`) copies its own values into them. One search at a time
-    per MCTS. The first simulation with a given number of calls runs uncaptured (it
-    compiles and warms up what the capture will record); the second is captured."""
+    of the same shape (`signature`) copies its own values into them: one search at a time
+    per MCTS (`search`, the latest; an earlier one refuses to go on). The network's weights
+    are read where they were at the capture: change them in place (`load_state_dict`) or
+    search with a new MCTS. The first simulation with a given number of calls runs
+    uncaptured (it compiles and warms up what the capture will record); the second is
+    captured."""
 
     def __init__(self, capture, signature: tuple):
         self.capture = capture
@@ -622,6 +636,7 @@ class _CapturedSimulations:
         self.tree_storage: dict[str, torch.Tensor] | None = None
         self.replays: dict[int, object] = {}
         self.warmed: set[int] = set()
+        self.search: SearchRun | None = None
 
     def hold(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
         kept = self.tensors.setdefault(name, tensor)

@@ -93,6 +93,17 @@ def test_replays_count_repetitions_against_their_own_search_s_history(capture):
     assert capture.replays > 0
 
 
+def test_a_search_whose_tables_a_later_search_took_over_refuses_to_go_on(capture):
+    search = MCTS(UniformEvaluator(), SearchConfig(simulations=4, cuda_graphs=True))
+    first = search.start(*_batch(3, 1))
+    first.simulate()
+    search.start(*_batch(3, 2))
+    with pytest.raises(RuntimeError, match="took over this search's tables"):
+        first.simulate()
+    with pytest.raises(RuntimeError, match="took over this search's tables"):
+        first.result()
+
+
 def test_a_search_on_the_cpu_is_not_captured():
     config = SearchConfig(simulations=4, cuda_graphs=True)
     search = MCTS(UniformEvaluator(), config)
