@@ -54,7 +54,8 @@ def search_throughput(
     root_noise: bool = True,
     warm_up: bool = True,
 ) -> dict:
-    """Search `positions` repeatedly (after one warm-up search, if asked) for about `seconds`.
+    """Search `positions` repeatedly (after one warm-up search, if asked, and always when the
+    simulations are captured as CUDA graphs) for about `seconds`.
 
     Returns simulations/s (wall clock, and per CPU-second of this process, which other
     work on a shared machine distorts less); `evaluations_per_s`, the positions whose
@@ -78,7 +79,7 @@ def search_throughput(
         mcts.recycle(run)
         return run.evaluations
 
-    if warm_up:
+    if warm_up or captured:  # a new MCTS captures its simulations in its first search
         search_once()
     _sync(device)
     timed.positions = timed.calls = 0
