@@ -15,10 +15,12 @@ bias, so tanh and sigmoid start unsaturated and their gradients flow from step o
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from razzle.game.actions import NUM_PLANES
 from razzle.model.planes import BOARD_SHAPE, NUM_INPUT_PLANES
@@ -124,6 +126,18 @@ class RazzleNet(nn.Module):
             value=torch.tanh(self.value_head(trunk)),
             difficulty_logit=self.difficulty_head(trunk),
         )
+
+
+def inference_copy(network: RazzleNet) -> RazzleNet:
+    """A copy of `network` for evaluation only: each batch norm folded into the convolution
+    before it (`fuse_conv_bn_eval`), in channels_last memory. The same outputs up to float
+    rounding and 1.25-1.45x the eager forward's speed on a 2-core CPU (docs/design.md)."""
+    folded = copy.deepcopy(network).eval()
+    for module in folded.modules():
+        if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[1], nn.BatchNorm2d):
+            module[0] = fuse_conv_bn_eval(module[0], module[1])
+            module[1] = nn.Identity()
+    return folded.to(memory_format=torch.channels_last)
 
 
 def parameter_count(network: nn.Module) -> int:

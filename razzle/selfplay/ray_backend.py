@@ -74,7 +74,7 @@ class SelfPlayActor:
         its session's checkpoint after them; a stream shard this actor holds no session
         of continues from `checkpoint`."""
         if version != self.version:
-            self.evaluator.network.load_state_dict(ray.get(weights[0]))
+            self.evaluator.load_state_dict(ray.get(weights[0]))
             self.version = version
         self.finished = 0
         output, saved = self.player.play(self.evaluator, shard, version, checkpoint, on_game=self._count)

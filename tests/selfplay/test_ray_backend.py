@@ -41,6 +41,16 @@ def cluster():
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def actor_threads():
+    """The local backend computes with an actor's thread count: oneDNN's convolutions may
+    round the last bits differently with another, and the games compared must be equal."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CPU_ACTORS.num_cpus_per_actor)
+    yield
+    torch.set_num_threads(threads)
+
+
 def network(seed: int) -> RazzleNet:
     torch.manual_seed(seed)
     return RazzleNet(channels=8, blocks=1)
