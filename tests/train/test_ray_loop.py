@@ -28,14 +28,13 @@ ONE_TINY_ITERATION = (
 )
 
 
-def run_train(*overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_train(*overrides: str, timeout: int = 600, threads: int | None = None) -> subprocess.CompletedProcess:
+    """threads: torch's threads in the run (OMP_NUM_THREADS); by default the machine's."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     return subprocess.run(
-        [sys.executable, "train.py", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "train.py", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
@@ -65,7 +64,10 @@ def test_ray_actors_write_the_local_backends_games(tmp_path):
     in the second, on the actor that holds their shard, as they do in the local process."""
     local, remote = tmp_path / "local", tmp_path / "ray"
     two = ("selfplay.iterations=2", "selfplay.epochs_per_iteration=1", "selfplay.games=6")  # 3 a shard, 2 at a time
-    played_here = run_train(*ONE_TINY_ITERATION, *two, f"hydra.run.dir={local}", "selfplay.shards=2")
+    # Both runs compute with one thread, as the actors (one CPU each) do: oneDNN's
+    # convolutions may round the last bits differently with another thread count, and the
+    # games (and the training between the iterations) must be equal.
+    played_here = run_train(*ONE_TINY_ITERATION, *two, f"hydra.run.dir={local}", "selfplay.shards=2", threads=1)
     assert played_here.returncode == 0, played_here.stderr[-3000:]
     actors_file = tmp_path / "actors.json"
     played_there = run_train(
@@ -77,6 +79,7 @@ def test_ray_actors_write_the_local_backends_games(tmp_path):
         "ray.num_cpus=2",
         "+handlers.actors._target_=tests.train.probes.RecordActors",
         f"+handlers.actors.path={actors_file}",
+        threads=1,
     )
     assert played_there.returncode == 0, played_there.stderr[-3000:]
 
