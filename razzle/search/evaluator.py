@@ -44,8 +44,8 @@ class UniformEvaluator:
 class TimedEvaluator:
     """Wraps any evaluator and counts the positions it evaluates and the time spent in it,
     which separates the network's share of a search from the search's own overhead.
-    It waits for the device after each call, so it is for measuring, not for self-play;
-    simulations replayed as CUDA graphs do not call it."""
+    It waits for the device after each call, so it is for measuring, not for self-play
+    nor for simulations captured as CUDA graphs."""
 
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
@@ -56,7 +56,7 @@ class TimedEvaluator:
     def __call__(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         started = time.perf_counter()
         logits, value = self.evaluator(state)
-        if logits.device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
+        if logits.device.type == "cuda":
             torch.cuda.synchronize(logits.device)
         self.seconds += time.perf_counter() - started
         self.positions += state.batch_size

@@ -151,7 +151,10 @@ class MCTS:
             spare = self._spare.pop()
         except IndexError:
             spare = None
-        return SearchRun(self, state, seeds.to(device), root_noise, spare, self._captured_simulations(state))
+        captured = self._captured_simulations(state)
+        if captured is not None:
+            spare = captured.tree_storage
+        return SearchRun(self, state, seeds.to(device), root_noise, spare, captured)
 
     def _captured_simulations(self, state: State) -> _CapturedSimulations | None:
         """Where this search's simulations are captured: the previous search's captures
@@ -181,17 +184,13 @@ class SearchRun:
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
         self._captured = captured
-        if captured is not None:
-            captured.search = self
         self.fixed_shape = mcts.fixed_shape or captured is not None
         self._hold = hold = _unheld if captured is None else captured.hold
         self.seeds = seeds
         self._tie_break = TieBreakKeys(seeds, NUM_SLOTS, hold)
-        if captured is not None:
-            spare = captured.tree_storage
         self.tree = tree = Tree(root, config.simulations + 1, spare, hold)
         if captured is not None:
-            captured.tree_storage = tree.storage
+            captured.search, captured.tree_storage = self, tree.storage
         self.active = hold("active", ~root.done)
         # The roots' entries in every backup: the active games' alone (eager), or every
         # game's with NULL for the finished ones (fixed shapes).
@@ -298,7 +297,7 @@ class SearchRun:
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         steps = self._fixed_pieces()
-        calls = len(range(1, self._height_bound() + 2, WALK_LEVELS))
+        calls = self._height_bound() // WALK_LEVELS + 1  # levels 1 .. bound + 1
         if self._captured is None:
             self._fixed_simulation(steps, calls)
         else:
@@ -314,11 +313,10 @@ class SearchRun:
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
         zeros = torch.zeros_like(tree.base)
         walk = _Walk(tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
-        for call in range(calls - 1):
-            first = 1 + call * WALK_LEVELS
-            walk = steps.walk(*self._walk_tables(), *walk, path, self._columns[first : first + WALK_LEVELS])
-        last = 1 + (calls - 1) * WALK_LEVELS
-        walk, child, mover, key, needed = steps.prepare(self, walk, self._columns[last : last + WALK_LEVELS])
+        columns = [self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS] for call in range(calls)]
+        for levels in columns[:-1]:
+            walk = steps.walk(*self._walk_tables(), *walk, path, levels)
+        walk, child, mover, key, needed = steps.prepare(self, walk, columns[-1])
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
         self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float()))
