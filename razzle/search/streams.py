@@ -1,13 +1,14 @@
 """Per-game randomness, so a game's search never depends on the other games in its batch.
 
-Each game has its own integer seed. Tie-breaking uses a counter-based hash of
-(seed, node, slot), computed with a few vectorised integer ops; root Dirichlet noise
-uses one NumPy generator per game, seeded by the game's seed, once per search.
+Each game has its own integer seed. Tie-breaking, root Dirichlet noise and self-play's
+move choice all draw from counter-based hashes of (seed, counter): a few vectorised
+integer ops on the device, no generator state and no loop over games.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 
 _MASK64 = (1 << 64) - 1
@@ -23,6 +24,7 @@ def _signed(constant: int) -> int:
 _GOLDEN = _signed(0x9E3779B97F4A7C15)
 _MIX1 = _signed(0xBF58476D1CE4E5B9)
 _MIX2 = _signed(0x94D049BB133111EB)
+_NOISE = _signed(0xD1B54A32D192ED03)  # salt of the root-noise streams
 
 
 def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -54,15 +56,41 @@ class TieBreakKeys:
 
 
 def dirichlet_noise(seeds: torch.Tensor, legal: torch.Tensor, alpha: float) -> torch.Tensor:
-    """[B, S] float32 Dirichlet(alpha) samples over each game's legal slots (0 elsewhere)."""
-    noise = np.zeros(tuple(legal.shape), dtype=np.float32)
-    legal_rows = legal.cpu().numpy()
-    for game, (seed, row) in enumerate(zip(seeds.tolist(), legal_rows)):
-        count = int(row.sum())
-        if count:
-            generator = np.random.default_rng([seed, 0xD1])
-            noise[game, row] = generator.dirichlet(np.full(count, alpha))
-    return torch.from_numpy(noise).to(legal.device)
+    """[B, S] float32 Dirichlet(alpha) samples over each game's legal slots (0 elsewhere).
+
+    Normalised Gamma(alpha) variates, computed in logs: Marsaglia and Tsang's squeeze
+    method draws Gamma(alpha + 1) (a normal and a uniform per try, accepted with
+    probability above 0.95; the rare rejected slots try again with the next counters), and
+    U ** (1 / alpha) scales it down to Gamma(alpha) (their boost, exact for every alpha).
+    Each slot's tries come from its own counters, so a game's noise depends on its seed
+    alone; one host read per round of retries, none inside a simulation."""
+    B, S = legal.shape
+    game = _mix(seeds ^ _NOISE).unsqueeze(1)
+    slots = torch.arange(1, S + 1, device=legal.device)
+
+    def draws(stream: int, fields: int) -> list[torch.Tensor]:
+        """`fields` [B, S] float32 uniforms in (0, 1], 21 bits each, of counter `stream`."""
+        bits = _mix(game + (slots + stream * S) * _GOLDEN)
+        return [(_shift_right(bits, 64 - 21 * (k + 1)) % (1 << 21) + 1).float() / (1 << 21) for k in range(fields)]
+
+    d = alpha + 1 - 1 / 3
+    c = 1 / math.sqrt(9 * d)
+    log_gamma = torch.zeros(B, S, device=legal.device)
+    pending = legal.clone()
+    tries = 0
+    while bool(pending.any()):
+        tries += 1
+        radius, angle, accept_at = draws(tries, 3)
+        x = torch.sqrt(-2 * torch.log(radius)) * torch.cos(2 * math.pi * angle)
+        v = (1 + c * x) ** 3
+        log_v = torch.log(v.clamp(min=1e-30))
+        accepted = pending & (v > 0) & (torch.log(accept_at) < 0.5 * x * x + d - d * v + d * log_v)
+        log_gamma = torch.where(accepted, math.log(d) + log_v, log_gamma)
+        pending &= ~accepted
+    (boost,) = draws(0, 1)
+    log_gamma = log_gamma + torch.log(boost) / alpha
+    noise = torch.where(legal, log_gamma, float("-inf")).softmax(1)
+    return torch.where(legal, noise, 0.0)
 
 
 def check_seeds(seeds: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -31,16 +31,17 @@ def test_a_seeded_run_plays_the_recorded_games():
     """Pinned digests of a seeded run: records, summaries and samples stay exactly as they
     are. (Pinned first while notation was derived per move in the loop, and unchanged by
     deriving it after the game; pinned again when every game got its own seed stream;
-    unchanged by logging the search's annotations beside the moves.)"""
+    unchanged by logging the search's annotations beside the moves; pinned again when the
+    root noise came from counter-based streams instead of a NumPy generator per game.)"""
     output = _play()
     assert _digest(output) == (
-        "d59a927de54ddb4a6a19e92e99e380b428612de7fe9cfb42e9daa35ae7a094a5",
-        "97be10b6cd17099cb0eaf27eea2f53032672599e1fa41aa9b7f72cf5f0658443",
+        "bb722c8354507510b2be43ac5d74b4ed34663ec4544f484b895e6959ad50415d",
+        "f16b23ab13a343734513f561a36ace8b4478c6d79fa1ecc20980dcfaa95d5c97",
     )
     assert [(s.result, s.length, s.turns_with_pass) for s in output.summaries] == [
-        (0, 24, 1), (0, 24, 0), (0, 24, 1), (0, 24, 1), (0, 24, 0), (0, 24, 1)
+        (0, 24, 1), (0, 24, 2), (0, 24, 1), (0, 24, 3), (0, 24, 2), (0, 24, 0)
     ]
-    assert output.summaries[1].opening == ("f1-e3", "e8-f6", "e3-d5", "b8-a6", "b1-a3")
+    assert output.summaries[1].opening == ("f1-g3", "b8-a6", "b1-d2", "a6-c5", "d2-c4")
 
 
 def _reference_summary(record: GameRecord) -> tuple[int, tuple[str, ...]]:
