@@ -40,7 +40,7 @@ class NetworkEvaluator:
         planes = planes.contiguous(memory_format=torch.channels_last)
         # No cache of cast weights: a CUDA graph capturing this call must cast them itself.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
-            output = self._inference(planes)
+            policy, value = self._inference.policy_and_value(planes)
         to_move = state.to_move.to(self.device)
-        logits = reorient_policy(output.policy.float(), to_move)
-        return logits.to(state.device), output.value.float().to(state.device)
+        logits = reorient_policy(policy.float(), to_move)
+        return logits.to(state.device), value.float().to(state.device)

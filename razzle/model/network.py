@@ -127,6 +127,12 @@ class RazzleNet(nn.Module):
             difficulty_logit=self.difficulty_head(trunk),
         )
 
+    def policy_and_value(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The forward's policy and value without the difficulty head, which a search
+        never reads (about 5% of the tiny network's forward)."""
+        trunk = self.tower(self.stem(planes))
+        return self.policy_head(trunk), torch.tanh(self.value_head(trunk))
+
 
 def inference_copy(network: RazzleNet) -> RazzleNet:
     """A copy of `network` for evaluation only: each batch norm folded into the convolution

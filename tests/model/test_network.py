@@ -20,6 +20,16 @@ def test_output_shapes_and_ranges(planes):
     assert ((output.difficulty > 0) & (output.difficulty < 1)).all()
 
 
+def test_policy_and_value_are_the_forwards_without_the_difficulty_head(planes):
+    """What a search evaluates with: the same policy and value as the whole forward."""
+    torch.manual_seed(0)
+    network = RazzleNet.of_size("tiny").eval()
+    with torch.no_grad():
+        output = network(planes)
+        policy, value = network.policy_and_value(planes)
+    assert torch.equal(policy, output.policy) and torch.equal(value, output.value)
+
+
 @pytest.mark.parametrize("size", list(MODEL_SIZES))
 def test_value_and_difficulty_start_unsaturated(size, planes):
     torch.manual_seed(0)
