@@ -58,7 +58,7 @@ class TieBreakKeys:
 def dirichlet_noise(seeds: torch.Tensor, legal: torch.Tensor, alpha: float) -> torch.Tensor:
     """[B, S] float32 Dirichlet(alpha) samples over each game's legal slots (0 elsewhere).
 
-    Normalised Gamma(alpha) variates, computed in logs: Marsaglia and Tsang's squeeze
+    Normalised Gamma(alpha) variates, computed in logs: Marsaglia and Tsang's rejection
     method draws Gamma(alpha + 1) (a normal and a uniform per try, accepted with
     probability above 0.95; the rare rejected slots try again with the next counters), and
     U ** (1 / alpha) scales it down to Gamma(alpha) (their boost, exact for every alpha).
