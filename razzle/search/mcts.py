@@ -147,13 +147,11 @@ class MCTS:
         simulations themselves (progress display, inspecting the tree)."""
         B, device = state.batch_size, state.device
         seeds = torch.zeros(B, dtype=torch.int64, device=device) if seeds is None else check_seeds(seeds, B)
-        try:
-            spare = self._spare.pop()
-        except IndexError:
-            spare = None
         captured = self._captured_simulations(state)
         if captured is not None:
             spare = captured.tree_storage
+        else:
+            spare = self._spare.pop() if self._spare else None
         return SearchRun(self, state, seeds.to(device), root_noise, spare, captured)
 
     def _captured_simulations(self, state: State) -> _CapturedSimulations | None:
