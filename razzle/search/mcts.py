@@ -231,10 +231,7 @@ class SearchRun:
             key=torch.where(root.mid_chain, -1, repetition_key(root)),
         )
         visits = torch.ones_like(leaf_value)
-        edges = tree.edges.view(-1)
-        edges.index_copy_(0, edge + N1 * NUM_SLOTS, visits + 1)
-        edges.index_copy_(0, edge + W * NUM_SLOTS, leaf_value)
-        edges.index_copy_(0, edge + Q * NUM_SLOTS, leaf_value)
+        tree.set_edges(edge, (N1, W, Q), (visits + 1, leaf_value, leaf_value))
         tree.refresh_scores(rows, visits, leaf_value, config.fpu_reduction)
         if not self.fixed_shape:
             tree.refresh_choices(self._roots)
@@ -463,8 +460,7 @@ class SearchRun:
             prior=self._scaled(prior, child.legal, nodes),
             key=key,
         )
-        edge = torch.where(expand, parent * NUM_SLOTS + slot, tree.null * NUM_SLOTS)
-        tree.child.view(-1).index_copy_(0, edge, rows)
+        tree.link_child(torch.where(expand, parent, tree.null), slot, rows)
         return rows
 
     def _evaluate(self, leaves: State, key, occurrences, needed):

@@ -155,7 +155,7 @@ class Tree:
     def incoming(self, rows: torch.Tensor, what: int) -> torch.Tensor:
         """[n] one entry (Q, N1, PRIOR or W) of the edges leading to the nodes at `rows`:
         a node's own visits and value (from its `mover`'s view) live there."""
-        return self.edges.view(-1).index_select(0, self.edge.index_select(0, rows) + what * NUM_SLOTS)
+        return self.edges.take(self.edge.index_select(0, rows) + what * NUM_SLOTS)
 
     def visits(self, rows: torch.Tensor) -> torch.Tensor:
         """[n] visits of the nodes at `rows`."""
@@ -194,14 +194,33 @@ class Tree:
         to the incoming edge of every node `rows` [n], then refresh those nodes' Q and
         scores. The nodes are distinct, so no two real entries share an edge; NULL
         entries all write to NULL's own row."""
-        edges = self.edges.view(-1)
         at = self.edge.index_select(0, rows)
-        edges.index_add_(0, at + N1 * NUM_SLOTS, (rows != self.null).float())
-        edges.index_add_(0, at + W * NUM_SLOTS, value)
-        visits = edges.index_select(0, at + N1 * NUM_SLOTS) - 1
-        total = edges.index_select(0, at + W * NUM_SLOTS)
-        edges.index_copy_(0, at, total / visits.clamp(min=1))
+        n1 = self.edges.take(at + N1 * NUM_SLOTS) + (rows != self.null).float()
+        total = self.edges.take(at + W * NUM_SLOTS) + value
+        visits = n1 - 1
+        self.set_edges(at, (Q, N1, W), (total / visits.clamp(min=1), n1, total))
         self.refresh_scores(rows, visits, total, fpu_reduction)
+
+    def set_edges(self, at: torch.Tensor, what: tuple[int, ...], values: tuple[torch.Tensor, ...]) -> None:
+        """Set entries `what` (Q, N1, PRIOR or W) of the edges whose Q entries are at flat
+        indices `at` [n] to `values` (one [n] tensor each), in one write."""
+        if torch.compiler.is_compiling():
+            # Inductor writes a table in place only when every write to it in a graph is
+            # indexed on its own shape; a write through a flattened view (put_ is one)
+            # next to the nodes' row writes makes it copy the whole table on every call.
+            row, slot = at // (EDGE_ROWS * NUM_SLOTS), at % NUM_SLOTS
+            entries = torch.stack([torch.full_like(at, entry) for entry in what])
+            self.edges.index_put_((row, entries, slot), torch.stack(values))
+        else:
+            self.edges.put_(torch.cat([at + entry * NUM_SLOTS for entry in what]), torch.cat(values))
+
+    def link_child(self, parent: torch.Tensor, slot: torch.Tensor, rows: torch.Tensor) -> None:
+        """Point slot `slot` of each node `parent` to the child at `rows` (see `set_edges`
+        on the compiled form)."""
+        if torch.compiler.is_compiling():
+            self.child.index_put_((parent, slot), rows)
+        else:
+            self.child.put_(parent * NUM_SLOTS + slot, rows)
 
     def refresh_choices(self, rows: torch.Tensor) -> None:
         """PUCT's choice at the nodes `rows`, kept until their next backup. A node's choice

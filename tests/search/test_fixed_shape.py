@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch._inductor.utils import run_and_get_code
 
 from razzle.game.bench import midgame_positions
 from razzle.model.network import RazzleNet
@@ -60,15 +61,30 @@ def test_fixed_shape_search_with_a_network_agrees_with_the_eager_one():
 
 
 @pytest.mark.slow
-def test_compiled_search_agrees_exactly_with_the_eager_one():
-    """torch.compile(fullgraph=True) of the pieces: a minute of compilation on a CPU."""
+def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_in_place():
+    """torch.compile(fullgraph=True) of the pieces: a minute of compilation on a CPU.
+
+    In place: inductor copies a whole table, on every call, when a graph writes it both
+    by rows and through a flattened view (`Tree.set_edges`); the generated code must have
+    no loop over a whole table's elements (the batch's loops are there, so the code was
+    read)."""
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 31
     eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
-    compiled, run = _search(MCTS(UniformEvaluator(), replace(config, compile=True)), positions, seeds)
+    with torch._inductor.config.patch(force_disable_caches=True):
+        (compiled, run), codes = run_and_get_code(
+            _search, MCTS(UniformEvaluator(), replace(config, compile=True)), positions, seeds
+        )
     for name in FIELDS:
         assert torch.equal(getattr(eager, name), getattr(compiled, name)), name
     assert run.height > WALK_LEVELS
+
+    def loops_over(elements: int) -> bool:
+        return any(f"<static_cast<int64_t>({elements}L)" in code for code in codes)
+
+    assert loops_over(positions.batch_size)
+    tables = {name: table.numel() for name, table in run.tree.storage.items()}
+    assert not [name for name, elements in tables.items() if loops_over(elements)]
 
 
 @pytest.mark.cuda
