@@ -306,8 +306,12 @@ class SearchRun:
         tree, path = self.tree, self._path
         path.fill_(tree.null)
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
-        zeros = torch.zeros_like(tree.base)
-        walk = _Walk(tree.base, self.active, tree.base.clone(), tree.base, zeros, torch.zeros_like(self.active), zeros)
+        # Seven distinct tensors, as every later call's are: dynamo guards on which inputs
+        # alias each other, and a first call with shared ones would compile each piece twice.
+        walk = _Walk(
+            tree.base.clone(), self.active.clone(), tree.base.clone(), tree.base.clone(),
+            torch.zeros_like(tree.base), torch.zeros_like(self.active), torch.zeros_like(tree.base),
+        )
         columns = [self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS] for call in range(calls)]
         for levels in columns[:-1]:
             walk = steps.walk(*self._walk_tables(), *walk, path, levels)
@@ -589,15 +593,21 @@ class _FixedSteps:
 
 
 _FIXED_STEPS: dict[bool, _FixedSteps] = {}
+# Inductor's CPU code for the pieces is scalar: they are gathers over short rows (49 slots,
+# 5 pieces, 8 rays), where its vectorised loops (gathered lanes, masked tails) ran about
+# twice as slow (README, performance). Options only for its CPU code; GPU code ignores them.
+_COMPILE_OPTIONS = {"cpp.simdlen": 1}
 
 
 def _fixed_steps(compiled: bool) -> _FixedSteps:
     """The pieces of a fixed-shape simulation, compiled or not, made once per process
-    (every search shares torch.compile's cache)."""
+    (every search shares torch.compile's cache). Compiled for the first batch size seen,
+    then once for any size: a draining self-play batch meets dozens of sizes, more than
+    dynamo keeps graphs for, and it recompiles with the batch size symbolic."""
     if compiled not in _FIXED_STEPS:
         pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed)
         if compiled:
-            pieces = tuple(torch.compile(piece, fullgraph=True, dynamic=False) for piece in pieces)
+            pieces = tuple(torch.compile(piece, fullgraph=True, options=_COMPILE_OPTIONS) for piece in pieces)
         _FIXED_STEPS[compiled] = _FixedSteps(*pieces)
     return _FIXED_STEPS[compiled]
 

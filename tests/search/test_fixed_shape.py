@@ -87,6 +87,24 @@ def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_i
     assert not [name for name, elements in tables.items() if loops_over(elements)]
 
 
+@pytest.mark.slow
+def test_one_compiled_search_takes_batches_of_every_size_as_a_draining_batch_does():
+    """A draining self-play batch searches ever fewer games: more batch sizes than dynamo
+    compiles a function for (`recompile_limit`), which with fixed shapes failed the search
+    once the limit was hit. The pieces are compiled for the first size, then once for any
+    size (and size 1, which dynamo specialises), each search as exact as the eager one."""
+    config = SearchConfig(simulations=10)
+    compiled = MCTS(UniformEvaluator(), replace(config, compile=True))
+    sizes = range(10, 0, -1)
+    assert len(sizes) > torch._dynamo.config.recompile_limit
+    for size in sizes:
+        positions, seeds = _positions(12).index(slice(0, size)), torch.arange(size, dtype=torch.int64) * 101
+        eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
+        searched = compiled.search(positions, seeds, root_noise=True)
+        for name in FIELDS:
+            assert torch.equal(getattr(eager, name), getattr(searched, name)), (size, name)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("cuda_graphs", [False, True])
