@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 
 from razzle.game.bench import midgame_positions
@@ -97,12 +98,16 @@ def test_one_compiled_search_takes_batches_of_every_size_as_a_draining_batch_doe
     compiled = MCTS(UniformEvaluator(), replace(config, compile=True))
     sizes = range(10, 0, -1)
     assert len(sizes) > torch._dynamo.config.recompile_limit
+    graphs_before = counters["stats"]["unique_graphs"]
     for size in sizes:
         positions, seeds = _positions(12).index(slice(0, size)), torch.arange(size, dtype=torch.int64) * 101
         eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
         searched = compiled.search(positions, seeds, root_noise=True)
         for name in FIELDS:
             assert torch.equal(getattr(eager, name), getattr(searched, name)), (size, name)
+    # At most three graphs for each of the three pieces (fewer when an earlier test
+    # compiled them for another size already).
+    assert counters["stats"]["unique_graphs"] - graphs_before <= 3 * 3
 
 
 @pytest.mark.cuda
