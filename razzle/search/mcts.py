@@ -322,7 +322,7 @@ class SearchRun:
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
-            self._steps = _fixed_steps(self.config.compile)
+            self._steps = _fixed_steps(self.seeds.device.type if self.config.compile else None)
             # The root, a column per level a walk can reach, and spare columns for the last
             # call's levels past the deepest walk (never part of `below`).
             width = self.config.simulations + 2 + WALK_LEVELS
@@ -592,24 +592,28 @@ class _FixedSteps:
     create: object
 
 
-_FIXED_STEPS: dict[bool, _FixedSteps] = {}
-# Inductor's CPU code for the pieces is scalar: they are gathers over short rows (49 slots,
-# 5 pieces, 8 rays), where its vectorised loops (gathered lanes, masked tails) ran about
-# twice as slow (README, performance). Options only for its CPU code; GPU code ignores them.
-_COMPILE_OPTIONS = {"cpp.simdlen": 1}
+_FIXED_STEPS: dict[str | None, _FixedSteps] = {}
+# Inductor options for the pieces' CPU code (GPU code keeps the defaults). Scalar loops:
+# the pieces are gathers over short rows (49 slots, 5 pieces, 8 rays), where its vectorised
+# loops (gathered lanes, masked tails) ran about twice as slow. A C++ wrapper: the Python
+# one spent some 50 us a call allocating the dozens of small buffers of the unrolled walk
+# levels and checking sizes (README, performance).
+_CPU_COMPILE_OPTIONS = {"cpp.simdlen": 1, "cpp_wrapper": True}
 
 
-def _fixed_steps(compiled: bool) -> _FixedSteps:
-    """The pieces of a fixed-shape simulation, compiled or not, made once per process
-    (every search shares torch.compile's cache). Compiled for the first batch size seen,
-    then once for any size: a draining self-play batch meets dozens of sizes, more than
-    dynamo keeps graphs for, and it recompiles with the batch size symbolic."""
-    if compiled not in _FIXED_STEPS:
+def _fixed_steps(compile_for: str | None) -> _FixedSteps:
+    """The pieces of a fixed-shape simulation, compiled for a device type (`compile_for`)
+    or not (None), made once per process (every search shares torch.compile's cache).
+    Compiled for the first batch size seen, then once for any size: a draining self-play
+    batch meets dozens of sizes, more than dynamo keeps graphs for, and it recompiles with
+    the batch size symbolic."""
+    if compile_for not in _FIXED_STEPS:
         pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed)
-        if compiled:
-            pieces = tuple(torch.compile(piece, fullgraph=True, options=_COMPILE_OPTIONS) for piece in pieces)
-        _FIXED_STEPS[compiled] = _FixedSteps(*pieces)
-    return _FIXED_STEPS[compiled]
+        if compile_for is not None:
+            options = _CPU_COMPILE_OPTIONS if compile_for == "cpu" else None
+            pieces = tuple(torch.compile(piece, fullgraph=True, options=options) for piece in pieces)
+        _FIXED_STEPS[compile_for] = _FixedSteps(*pieces)
+    return _FIXED_STEPS[compile_for]
 
 
 def _unheld(name: str, tensor: torch.Tensor) -> torch.Tensor:
