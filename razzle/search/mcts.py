@@ -313,12 +313,14 @@ class SearchRun:
             torch.zeros_like(tree.base), torch.zeros_like(self.active), torch.zeros_like(tree.base),
         )
         columns = [self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS] for call in range(calls)]
+        # The path columns the walks can reach: backup and repetition cover these alone.
+        reach = min(calls * WALK_LEVELS, self.config.simulations + 1)
         for levels in columns[:-1]:
             walk = steps.walk(*self._walk_tables(), *walk, path, levels)
-        walk, child, mover, key, needed = steps.prepare(self, walk, columns[-1])
+        walk, child, mover, key, needed = steps.prepare(self, walk, columns[-1], reach)
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
-        self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float()))
+        self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float(), reach))
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
@@ -329,7 +331,6 @@ class SearchRun:
             hold, device = self._hold, self.seeds.device
             self._path = hold("path", torch.empty(self.tree.batch_size, width, dtype=torch.long, device=device))
             self._columns = hold("columns", torch.arange(width, device=device))
-            self._path_games = hold("path_games", self._root_games.repeat_interleave(self.config.simulations + 1))
         return self._steps
 
     def _walk_tables(self):
@@ -337,27 +338,28 @@ class SearchRun:
         tree = self.tree
         return tree.edges, tree.scores, tree.child, tree.terminal, tree.null
 
-    def _below(self):
-        """The nodes below the root on this simulation's walks (NULL past a walk's end),
-        as (rows, their games)."""
-        return self._path[:, 1 : self.config.simulations + 2].reshape(-1), self._path_games
+    def _below(self, reach: int):
+        """The nodes below the root on this simulation's walks, levels 1 to `reach` (NULL
+        past a walk's end), as (rows, their games)."""
+        rows = self._path[:, 1 : 1 + reach]
+        return rows.reshape(-1), self._games.unsqueeze(1).expand_as(rows).reshape(-1)
 
-    def _prepare_fixed(self, walk, columns):
+    def _prepare_fixed(self, walk, columns, reach: int):
         """The descent's last levels, then the leaves to evaluate: step the chosen slots
-        and settle repetition."""
+        and settle repetition (`reach`: the levels the walks can reach)."""
         walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns)
-        before, child, key, occurrences = self._step_leaves(self._below(), walk.parent, walk.slot, walk.expand)
+        before, child, key, occurrences = self._step_leaves(self._below(reach), walk.parent, walk.slot, walk.expand)
         _condense_history(child, key, occurrences)
         return walk, child, before.to_move, key, walk.expand & ~child.done
 
-    def _create_fixed(self, walk, child, mover, key, logits, value):
+    def _create_fixed(self, walk, child, mover, key, logits, value, reach: int):
         """Create the new nodes from the evaluation and back the values up; returns the
         depth of the deepest new node."""
         expand = walk.expand
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)
         new_rows = self._write_nodes(walk.parent, walk.slot, expand, child, mover, key, prior, value)
-        self._back_up_leaves(self._below(), walk.leaf, expand, new_rows, value)
+        self._back_up_leaves(self._below(reach), walk.leaf, expand, new_rows, value)
         return torch.where(expand, walk.levels, 0).amax() if len(expand) else walk.levels.new_zeros(())
 
     def _descend(self):
