@@ -20,9 +20,9 @@ class SearchConfig:
     compile: run each simulation in fixed shapes (no data-dependent shape, one host read
         per simulation) with its pieces compiled by torch.compile; the same visits as the
         eager path. Off by default: on a CPU it pays only at small batches (about 2x
-        the eager search's speed at batch 64, slower at 1024; README, performance), and
-        it compiles for half a minute or more, up to three times a process (the first
-        batch size, then any size, then size 1).
+        the eager search's speed at batch 64, even at 1024; README, performance), and
+        it compiles for half a minute or more, a few times a process (the first batch
+        size, any depth of the tree, any size, size 1).
     cuda_graphs: on a CUDA device, capture each fixed-shape simulation with its network
         call as a CUDA graph (one per walk length, kept while the batch keeps its shape)
         and replay it; implies the fixed-shape simulation there, ignored on a CPU.

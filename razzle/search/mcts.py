@@ -608,7 +608,8 @@ def _fixed_steps(compile_for: str | None) -> _FixedSteps:
     or not (None), made once per process (every search shares torch.compile's cache).
     Compiled for the first batch size seen, then once for any size: a draining self-play
     batch meets dozens of sizes, more than dynamo keeps graphs for, and it recompiles with
-    the batch size symbolic."""
+    the batch size symbolic (the path levels the walks reach likewise). Not `dynamic=True`
+    from the start: it makes the engine's layout constants symbolic too, 2x slower."""
     if compile_for not in _FIXED_STEPS:
         pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed)
         if compile_for is not None:

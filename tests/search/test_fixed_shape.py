@@ -105,9 +105,10 @@ def test_one_compiled_search_takes_batches_of_every_size_as_a_draining_batch_doe
         searched = compiled.search(positions, seeds, root_noise=True)
         for name in FIELDS:
             assert torch.equal(getattr(eager, name), getattr(searched, name)), (size, name)
-    # At most three graphs for each of the three pieces (fewer when an earlier test
-    # compiled them for another size already).
-    assert counters["stats"]["unique_graphs"] - graphs_before <= 3 * 3
+    # At most three graphs for the walk, and four for each of the two pieces that also
+    # take the levels the walks reach, an int dynamo makes symbolic on its first change
+    # (fewer when an earlier test compiled them already).
+    assert counters["stats"]["unique_graphs"] - graphs_before <= 3 + 4 + 4
 
 
 @pytest.mark.cuda
