@@ -18,6 +18,7 @@ engine rules. The turn limit and "no legal action" come from the engine's own `s
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -30,6 +31,8 @@ from razzle.search.config import SearchConfig
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import TieBreakKeys, check_seeds, dirichlet_noise
 from razzle.search.tree import EDGE_ROWS, N1, Q, W, Tree, puct_choice
+
+log = logging.getLogger(__name__)
 
 NO_ACTION = -1
 # Evaluate the whole batch of leaves when at least this share of them needs it.
@@ -613,6 +616,10 @@ def _fixed_steps(compile_for: str | None) -> _FixedSteps:
     if compile_for not in _FIXED_STEPS:
         pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed)
         if compile_for is not None:
+            log.info(
+                "search.compile: the first simulations compile the search for %s (about a minute on a 2-core "
+                "CPU, again for a new batch size)", compile_for,
+            )
             options = _CPU_COMPILE_OPTIONS if compile_for == "cpu" else None
             pieces = tuple(torch.compile(piece, fullgraph=True, options=options) for piece in pieces)
         _FIXED_STEPS[compile_for] = _FixedSteps(*pieces)
