@@ -287,12 +287,11 @@ class SearchRun:
     def _simulate_fixed(self) -> None:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
-        On a GPU the descent covers one level more than a bound of the tree's height, which
-        the host learns without waiting for the latest simulations (`HEIGHT_LAG`), in
-        `calls` calls of `WALK_LEVELS` levels, the last call's walked by `prepare` (one
-        compiled call fewer per simulation); on the CPU it goes on while walks do (see
-        `_walk_down`). Captured simulations (`config.cuda_graphs`) are replayed instead,
-        one capture per number of calls.
+        The descent covers one level more than a bound of the tree's height, which the
+        host learns without waiting for the latest simulations (`HEIGHT_LAG`), in `calls`
+        calls of `WALK_LEVELS` levels, the last call's walked by `prepare` (one compiled
+        call fewer per simulation). Captured simulations (`config.cuda_graphs`) are
+        replayed instead, one capture per number of calls.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         steps = self._fixed_pieces()
@@ -316,37 +315,15 @@ class SearchRun:
             tree.base.clone(), self.active.clone(), tree.base.clone(), tree.base.clone(),
             torch.zeros_like(tree.base), torch.zeros_like(self.active), torch.zeros_like(tree.base),
         )
-        walk, last_levels, reach = self._walk_down(steps, walk, calls)
-        walk, child, mover, key, needed = steps.prepare(self, walk, last_levels, reach)
+        columns = [self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS] for call in range(calls)]
+        # The path columns the walks can reach: backup and repetition cover these alone.
+        reach = min(calls * WALK_LEVELS, self.config.simulations + 1)
+        for levels in columns[:-1]:
+            walk = steps.walk(*self._walk_tables(), *walk, path, levels)
+        walk, child, mover, key, needed = steps.prepare(self, walk, columns[-1], reach)
         logits, value = self.evaluator(child)
         self._evaluated_on_device += needed.sum()
         self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float(), reach))
-
-    def _walk_down(self, steps: _FixedSteps, walk: _Walk, calls: int):
-        """The descent's walk calls. Returns the walk, the levels left to `prepare`, and how
-        many path columns the walks can reach (backup and repetition cover those alone).
-
-        On a GPU, and in captured simulations, `calls` calls for the whole batch, the last
-        one inside `prepare` (the host reads nothing). On the CPU, where reading how many
-        walks go on costs nothing, each call after the first takes only the games still
-        descending, until none is, and `prepare` walks no level: most walks end within a few
-        levels while the deepest go on past 20 (at batch 1024, 45 of 1,024 games still
-        descend after 8 levels)."""
-        tables, path, games = self._walk_tables(), self._path, self._games
-        if self._captured is not None or path.device.type != "cpu":
-            for call in range(calls - 1):
-                walk = steps.walk(*tables, *walk, path, self._walk_columns(call), games)
-            return walk, self._walk_columns(calls - 1), min(calls * WALK_LEVELS, self.config.simulations + 1)
-        call = 0
-        while len(games):
-            walk = steps.walk(*tables, *walk, path, self._walk_columns(call), games)
-            call += 1
-            games = walk.going.nonzero().squeeze(1)
-        return walk, self._columns[:0], min(call * WALK_LEVELS, self.config.simulations + 1)
-
-    def _walk_columns(self, call: int) -> torch.Tensor:
-        """The path columns of walk call `call` (0: levels 1 to `WALK_LEVELS`)."""
-        return self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS]
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
@@ -373,7 +350,7 @@ class SearchRun:
     def _prepare_fixed(self, walk, columns, reach: int):
         """The descent's last levels, then the leaves to evaluate: step the chosen slots
         and settle repetition (`reach`: the levels the walks can reach)."""
-        walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns, self._games)
+        walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns)
         before, child, key, occurrences = self._step_leaves(self._below(reach), walk.parent, walk.slot, walk.expand)
         _condense_history(child, key, occurrences)
         return walk, child, before.to_move, key, walk.expand & ~child.done
@@ -581,18 +558,16 @@ class _Walk(NamedTuple):
     levels: torch.Tensor
 
 
-def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, columns, games):
-    """`len(columns)` levels of the fixed-shape descent for the games `games` (the others,
-    and those no longer descending, keep their values): at each, the PUCT choice at `cur`,
-    and the path's entry at the level's column."""
-    walk = (cur, going, leaf, parent, slot, expand, levels)
-    cur, going, leaf, parent, slot, expand, levels = (t.index_select(0, games) for t in walk)
+def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent, slot, expand, levels, path, columns):
+    """`len(columns)` levels of the fixed-shape descent for every game (those no longer
+    descending keep their values): at each, the PUCT choice at `cur`, and the path's entry
+    at the level's column."""
     for level in range(columns.shape[0]):
         choice = puct_choice(edges, scores, cur)
         nxt = child.view(-1).index_select(0, cur * NUM_SLOTS + choice)
         fresh = nxt == null
         moved_to = torch.where(fresh, cur, nxt)
-        path.index_put_((games, columns[level].expand_as(games)), torch.where(going & ~fresh, nxt, null))
+        path.index_copy_(1, columns[level : level + 1], torch.where(going & ~fresh, nxt, null).unsqueeze(1))
         parent = torch.where(going, cur, parent)
         slot = torch.where(going, choice, slot)
         expand = torch.where(going, fresh, expand)
@@ -600,8 +575,7 @@ def _walk_levels(edges, scores, child, terminal, null, cur, going, leaf, parent,
         levels = levels + going.long()
         going = going & ~fresh & ~terminal.index_select(0, moved_to)
         cur = torch.where(going, moved_to, cur)
-    walked = (cur, going, leaf, parent, slot, expand, levels)
-    return _Walk(*(whole.index_copy(0, games, part) for whole, part in zip(walk, walked)))
+    return _Walk(cur, going, leaf, parent, slot, expand, levels)
 
 
 def _copy_to_host(value: torch.Tensor) -> tuple[torch.Tensor | int, torch.cuda.Event | None]:
