@@ -19,10 +19,11 @@ class SearchConfig:
     pv_length: moves of the principal variation reported for display.
     compile: run each simulation in fixed shapes (no data-dependent shape, one host read
         per simulation) with its pieces compiled by torch.compile; the same visits as the
-        eager path. Off by default: on a CPU it pays only at small batches (about 2x
-        the eager search's speed at batch 64, even at 1024; README, performance), and
-        it compiles for half a minute or more, a few times a process (the first batch
-        size, any depth of the tree, any size, size 1).
+        eager path. Off by default: on a CPU it is faster than eager at small batches
+        (about 1.8x at batch 64, about even at 1024; README, performance), but it needs
+        a C++ compiler and compiles for half a minute or more, a few times a process (the
+        first batch size, any depth of the tree, any size, size 1), which short runs and
+        tests would pay.
     cuda_graphs: on a CUDA device, capture each fixed-shape simulation with its network
         call as a CUDA graph (one per walk length, kept while the batch keeps its shape)
         and replay it; implies the fixed-shape simulation there, ignored on a CPU.
