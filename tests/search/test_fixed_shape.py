@@ -11,6 +11,7 @@ from razzle.game.bench import midgame_positions
 from razzle.model.network import RazzleNet
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
+from razzle.search import mcts as mcts_module
 from razzle.search.mcts import WALK_LEVELS
 
 FIELDS = ("visits", "q", "root_value", "pv", "prior", "network_value")
@@ -36,7 +37,15 @@ def _children(run) -> torch.Tensor:
     return torch.where(tree.expanded(rows), tree.child[rows], -1)
 
 
-def test_fixed_shape_search_agrees_exactly_with_the_eager_one():
+def _compact_below(monkeypatch, compact: bool) -> None:
+    """Make the CPU's fixed-shape backup drop the NULL path entries at any batch
+    (`COMPACT_BELOW`: from batch 1024's size otherwise), or never."""
+    monkeypatch.setattr(mcts_module, "COMPACT_BELOW", 0 if compact else 2**62)
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["all-path-entries", "walked-entries"])
+def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, compact):
+    _compact_below(monkeypatch, compact)
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 7919
     eager, eager_run = _search(MCTS(UniformEvaluator(), config), positions, seeds)
@@ -62,13 +71,15 @@ def test_fixed_shape_search_with_a_network_agrees_with_the_eager_one():
 
 
 @pytest.mark.slow
-def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_in_place():
+@pytest.mark.parametrize("compact", [False, True], ids=["all-path-entries", "walked-entries"])
+def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_in_place(monkeypatch, compact):
     """torch.compile(fullgraph=True) of the pieces: a minute of compilation on a CPU.
 
     In place: inductor copies a whole table, on every call, when a graph writes it both
     by rows and through a flattened view (`Tree.set_edges`); the generated code must have
     no loop over a whole table's elements (the batch's loops are there, so the code was
     read)."""
+    _compact_below(monkeypatch, compact)
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 31
     eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
