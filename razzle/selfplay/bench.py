@@ -24,7 +24,7 @@ from razzle.game.rules import Rules
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.network import RazzleNet
 from razzle.search import SearchConfig, UniformEvaluator
-from razzle.search.bench import search_throughput
+from razzle.search.bench import fresh_compilation, search_throughput
 from razzle.selfplay.games import SelfPlayConfig, SelfPlaySession, play_games
 
 OVERHEAD_ROUNDS = 3  # alternations of bare network and search in the overhead figure
@@ -85,7 +85,9 @@ def games_per_s(evaluator, search: SearchConfig, games: int, rules: Rules, devic
     """games/s of one self-contained batch of `games` (it drains at the end) and of a
     session's second call of `games` (its first fills the pipeline of carried-over games)."""
     config = SelfPlayConfig(games=games, parallel=games)
+    fresh_compilation(search)
     alone = play_games(evaluator, search, config, rules, device, seed=0, progress=False)
+    fresh_compilation(search)
     session = SelfPlaySession(search, config, rules, device, seed=1)
     session.play(evaluator, games, progress=False)
     steady = session.play(evaluator, games, progress=False)
@@ -116,6 +118,7 @@ def run(args) -> dict:
         )
     for size in args.models:
         evaluator = NetworkEvaluator(RazzleNet.of_size(size), device, bf16=args.bf16)
+        fresh_compilation(config)
         measured = search_overhead(evaluator, positions, config, args.seconds)
         figures[f"{size}_network_positions_per_s"] = round(measured["network_positions_per_s"])
         figures[f"{size}_selfplay_evals_per_s"] = round(measured["selfplay_evals_per_s"])
@@ -129,6 +132,7 @@ def run(args) -> dict:
             f"{'inside the CUDA graphs' if share is None else f'{share:.2f}'})"
         )
     for batch in args.raw_batch_sizes:
+        fresh_compilation(config)
         raw = search_throughput(UniformEvaluator(), midgame_positions(batch, device, seed=3), config, args.seconds)
         figures[f"uniform_sims_per_s_b{batch}"] = raw["sims_per_s"]
         print(f"uniform evaluator, batch {batch:>5}: {raw['sims_per_s']:>9,} simulations/s")

@@ -11,6 +11,7 @@ from razzle.game.bench import midgame_positions
 from razzle.model.network import RazzleNet
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
+from razzle.search.bench import fresh_compilation
 from razzle.search import mcts as mcts_module
 from razzle.search.mcts import WALK_LEVELS
 
@@ -120,6 +121,31 @@ def test_one_compiled_search_takes_batches_of_every_size_as_a_draining_batch_doe
     # take the levels the walks reach, an int dynamo makes symbolic on its first change
     # (fewer when an earlier test compiled them already).
     assert counters["stats"]["unique_graphs"] - graphs_before <= 3 + 4 + 4
+
+
+@pytest.mark.slow
+def test_a_bench_figure_compiles_afresh_for_its_batch_size_and_stays_exact():
+    """The benches start each figure from empty dynamo caches (`fresh_compilation`), so a
+    later batch size runs on pieces compiled for that size alone, not on pieces recompiled
+    for any size (slower); the search stays the same."""
+    config = SearchConfig(simulations=6)
+    compiled = MCTS(UniformEvaluator(), replace(config, compile=True))
+
+    def search_both(size: int) -> None:
+        positions, seeds = _positions(6).index(slice(0, size)), torch.arange(size, dtype=torch.int64) + 17
+        eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
+        searched = compiled.search(positions, seeds, root_noise=True)
+        for name in FIELDS:
+            assert torch.equal(getattr(eager, name), getattr(searched, name)), (size, name)
+
+    search_both(3)
+    fresh_compilation(compiled.config)
+    search_both(5)
+    graphs_before = counters["stats"]["unique_graphs"]
+    search_both(4)
+    # Without the fresh start, size 5 would have recompiled the pieces for any size, and
+    # size 4 would have compiled nothing.
+    assert counters["stats"]["unique_graphs"] > graphs_before
 
 
 @pytest.mark.cuda
