@@ -309,9 +309,9 @@ class SearchRun:
         self._pending_depths.append(_copy_to_host(self._deepest))
 
     def _fixed_simulation(self, steps: _FixedSteps, calls: int) -> None:
-        """The device's part of a fixed-shape simulation: no host synchronisation, no
-        tensor made here outlives it (what lasts is written in place), so it can be
-        captured and replayed."""
+        """The device's part of a fixed-shape simulation: no host synchronisation (but on
+        the CPU, uncaptured, where reading a count is free), no tensor made here outlives
+        it (what lasts is written in place), so it can be captured and replayed."""
         tree, path = self.tree, self._path
         path.fill_(tree.null)
         path[:, 0] = torch.where(self.active, tree.base, tree.null)
