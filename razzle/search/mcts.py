@@ -50,6 +50,12 @@ HEIGHT_LAG = 2
 # the NULL entries first: below it, the three eager operations that do so cost more than
 # the compiled backup saves (measured: batch 64 with 8-24 levels loses, batch 1024 gains).
 COMPACT_BELOW = 4096
+# From this batch size the CPU's first walk call is split in two, the second half taking
+# only the games still descending: the mean walk is 3.3 levels deep, but the first call
+# does PUCT for every game at all 8 of its levels. Below it, the extra call costs more
+# than it saves (compiled, uniform evaluator: batch 64 0.90-0.94x, 128 1.13x, 256
+# 1.17-1.27x, 1024 1.06-1.12x).
+SPLIT_FIRST_WALK = 128
 
 
 @dataclass
@@ -295,7 +301,8 @@ class SearchRun:
         host learns without waiting for the latest simulations (`HEIGHT_LAG`), in `calls`
         calls of `WALK_LEVELS` levels, the last call's walked by `prepare` (one compiled
         call fewer per simulation); on the CPU the calls after the first take only the
-        games still descending, and the backup of a large batch only the nodes walked.
+        games still descending (from `SPLIT_FIRST_WALK` games the first call is split in
+        two), and the backup of a large batch only the nodes walked.
         Captured simulations (`config.cuda_graphs`) are replayed instead, one capture per
         number of calls.
         The same tree, visits and values as the eager path for the same seeds (with a
@@ -322,6 +329,8 @@ class SearchRun:
             torch.zeros_like(tree.base), torch.zeros_like(self.active), torch.zeros_like(tree.base),
         )
         columns = [self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS] for call in range(calls)]
+        if calls > 1 and self._reads_counts and tree.batch_size >= SPLIT_FIRST_WALK:
+            columns[:1] = columns[0].split(WALK_LEVELS // 2)
         # The path columns the walks can reach: backup and repetition cover these alone.
         reach = min(calls * WALK_LEVELS, self.config.simulations + 1)
         games = self._games
@@ -334,26 +343,31 @@ class SearchRun:
         walked = self._walked_below(reach)
         self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float(), reach, walked))
 
+    @property
+    def _reads_counts(self) -> bool:
+        """Whether the host reads counts during a fixed-shape simulation: on the CPU,
+        uncaptured, where it costs nothing, so that the pieces take only the games and
+        path entries that need work; elsewhere the host reads nothing."""
+        return self._captured is None and self.seeds.device.type == "cpu"
+
     def _descending(self, going: torch.Tensor, games: torch.Tensor) -> torch.Tensor:
-        """The games the next walk call takes. On the CPU, uncaptured, where reading a
-        count costs nothing: those still descending (most walks end within a few levels,
-        the deepest go on past 20: at batch 1024, 45 of 1,024 games on average after 8
-        levels), at least two, the rest made up of finished walks, which a walk leaves as
-        they are (dynamo would compile sizes 0 and 1 apart). Elsewhere every game (the
-        host reads nothing during a simulation)."""
-        if self._captured is not None or going.device.type != "cpu":
+        """The games the next walk call takes: where the host reads counts, those still
+        descending (most walks end within a few levels, the deepest go on past 20: at
+        batch 1024, 45 of 1,024 games on average after 8 levels), at least two, the rest
+        made up of finished walks, which a walk leaves as they are (dynamo would compile
+        sizes 0 and 1 apart); elsewhere every game."""
+        if not self._reads_counts:
             return games
         count = int(going.sum())
         going_first = torch.argsort(~going, stable=True)
         return going_first[: max(count, min(2, len(going)))]
 
     def _walked_below(self, reach: int):
-        """On the CPU, uncaptured, from `COMPACT_BELOW` entries: the nodes below the root on
-        this simulation's walks (see `_below`) without the NULL entries past the walks'
-        ends (three quarters of them at batch 1024); else None (`_create_fixed` takes all
-        `reach` levels)."""
-        on_host = self._captured is None and self._path.device.type == "cpu"
-        if not on_host or self.tree.batch_size * reach < COMPACT_BELOW:
+        """Where the host reads counts, from `COMPACT_BELOW` entries: the nodes below the
+        root on this simulation's walks (see `_below`) without the NULL entries past the
+        walks' ends (three quarters of them at batch 1024); else None (`_create_fixed`
+        takes all `reach` levels)."""
+        if not self._reads_counts or self.tree.batch_size * reach < COMPACT_BELOW:
             return None
         rows, games = self._below(reach)
         walked = (rows != self.tree.null).nonzero().squeeze(1)

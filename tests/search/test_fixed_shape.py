@@ -38,15 +38,17 @@ def _children(run) -> torch.Tensor:
     return torch.where(tree.expanded(rows), tree.child[rows], -1)
 
 
-def _compact_below(monkeypatch, compact: bool) -> None:
-    """Make the CPU's fixed-shape backup drop the NULL path entries at any batch
-    (`COMPACT_BELOW`: from batch 1024's size otherwise), or never."""
+def _large_batch_forms(monkeypatch, compact: bool) -> None:
+    """Make the CPU's fixed-shape search take its large-batch forms at any batch (the
+    first walk call split in two, `SPLIT_FIRST_WALK`; the backup without the NULL path
+    entries, `COMPACT_BELOW`), or never."""
     monkeypatch.setattr(mcts_module, "COMPACT_BELOW", 0 if compact else 2**62)
+    monkeypatch.setattr(mcts_module, "SPLIT_FIRST_WALK", 0 if compact else 2**62)
 
 
-@pytest.mark.parametrize("compact", [False, True], ids=["all-path-entries", "walked-entries"])
+@pytest.mark.parametrize("compact", [False, True], ids=["small-batch-forms", "large-batch-forms"])
 def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, compact):
-    _compact_below(monkeypatch, compact)
+    _large_batch_forms(monkeypatch, compact)
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 7919
     eager, eager_run = _search(MCTS(UniformEvaluator(), config), positions, seeds)
@@ -72,7 +74,7 @@ def test_fixed_shape_search_with_a_network_agrees_with_the_eager_one():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("compact", [False, True], ids=["all-path-entries", "walked-entries"])
+@pytest.mark.parametrize("compact", [False, True], ids=["small-batch-forms", "large-batch-forms"])
 def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_in_place(monkeypatch, compact):
     """torch.compile(fullgraph=True) of the pieces: a minute of compilation on a CPU.
 
@@ -80,7 +82,7 @@ def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_i
     by rows and through a flattened view (`Tree.set_edges`); the generated code must have
     no loop over a whole table's elements (the batch's loops are there, so the code was
     read)."""
-    _compact_below(monkeypatch, compact)
+    _large_batch_forms(monkeypatch, compact)
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 31
     eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
