@@ -54,7 +54,7 @@ COMPACT_BELOW = 4096
 # only the games still descending: the mean walk is 3.3 levels deep, but the first call
 # does PUCT for every game at all 8 of its levels. Below it, the extra call costs more
 # than it saves (compiled, uniform evaluator: batch 64 0.90-0.94x, 128 1.13x, 256
-# 1.17-1.27x, 1024 1.06-1.12x).
+# 1.17-1.27x, 1024 1.04-1.12x).
 SPLIT_FIRST_WALK = 128
 
 
