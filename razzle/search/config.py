@@ -17,10 +17,10 @@ class SearchConfig:
     dirichlet_alpha, dirichlet_epsilon: root noise mixed into the prior when a search asks
         for it (self-play only): prior = (1 - epsilon) * prior + epsilon * Dirichlet(alpha).
     pv_length: moves of the principal variation reported for display.
-    compile: run each simulation in fixed shapes (no data-dependent shape, one host read
-        per simulation) with its pieces compiled by torch.compile; the same visits as the
-        eager path. Off by default: on a CPU it is faster than eager at small batches
-        (about 1.8x at batch 64, about even at 1024; README, performance), but it needs
+    compile: run each simulation in fixed shapes (no data-dependent shape inside a piece;
+        on a GPU no host read per simulation) with its pieces compiled by torch.compile;
+        the same visits as the eager path. Off by default: on a CPU it is faster than eager
+        (about 1.8x at batch 64, 1.2x at 1024; README, performance), but it needs
         a C++ compiler and compiles for half a minute or more, a few times a process (the
         first batch size, any depth of the tree, any size, size 1), which short runs and
         tests would pay.

@@ -38,17 +38,17 @@ def _children(run) -> torch.Tensor:
     return torch.where(tree.expanded(rows), tree.child[rows], -1)
 
 
-def _large_batch_forms(monkeypatch, compact: bool) -> None:
+def _large_batch_forms(monkeypatch, large_batch: bool) -> None:
     """Make the CPU's fixed-shape search take its large-batch forms at any batch (the
     first walk call split in two, `SPLIT_FIRST_WALK`; the backup without the NULL path
     entries, `COMPACT_BELOW`), or never."""
-    monkeypatch.setattr(mcts_module, "COMPACT_BELOW", 0 if compact else 2**62)
-    monkeypatch.setattr(mcts_module, "SPLIT_FIRST_WALK", 0 if compact else 2**62)
+    monkeypatch.setattr(mcts_module, "COMPACT_BELOW", 0 if large_batch else 2**62)
+    monkeypatch.setattr(mcts_module, "SPLIT_FIRST_WALK", 0 if large_batch else 2**62)
 
 
-@pytest.mark.parametrize("compact", [False, True], ids=["small-batch-forms", "large-batch-forms"])
-def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, compact):
-    _large_batch_forms(monkeypatch, compact)
+@pytest.mark.parametrize("large_batch", [False, True], ids=["small-batch-forms", "large-batch-forms"])
+def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, large_batch):
+    _large_batch_forms(monkeypatch, large_batch)
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 7919
     eager, eager_run = _search(MCTS(UniformEvaluator(), config), positions, seeds)
@@ -74,15 +74,15 @@ def test_fixed_shape_search_with_a_network_agrees_with_the_eager_one():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("compact", [False, True], ids=["small-batch-forms", "large-batch-forms"])
-def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_in_place(monkeypatch, compact):
+@pytest.mark.parametrize("large_batch", [False, True], ids=["small-batch-forms", "large-batch-forms"])
+def test_compiled_search_agrees_exactly_with_the_eager_one_and_writes_the_tree_in_place(monkeypatch, large_batch):
     """torch.compile(fullgraph=True) of the pieces: a minute of compilation on a CPU.
 
     In place: inductor copies a whole table, on every call, when a graph writes it both
     by rows and through a flattened view (`Tree.set_edges`); the generated code must have
     no loop over a whole table's elements (the batch's loops are there, so the code was
     read)."""
-    _large_batch_forms(monkeypatch, compact)
+    _large_batch_forms(monkeypatch, large_batch)
     config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 31
     eager, _ = _search(MCTS(UniformEvaluator(), config), positions, seeds)
