@@ -319,16 +319,8 @@ class SearchRun:
         """The device's part of a fixed-shape simulation: no host synchronisation (but on
         the CPU, uncaptured, where reading a count is free), no tensor made here outlives
         it (what lasts is written in place), so it can be captured and replayed."""
-        tree, path = self.tree, self._path
-        path.fill_(tree.null)
-        path[:, 0] = torch.where(self.active, tree.base, tree.null)
-        # Seven distinct tensors, as every later call's are: dynamo guards on which inputs
-        # alias each other, and a first call with shared ones would compile each piece twice.
-        walk = _Walk(
-            tree.base.clone(), self.active.clone(), tree.base.clone(), tree.base.clone(),
-            torch.zeros_like(tree.base), torch.zeros_like(self.active), torch.zeros_like(tree.base),
-        )
-        columns = [self._columns[1 + call * WALK_LEVELS : 1 + (call + 1) * WALK_LEVELS] for call in range(calls)]
+        tree, path, walk = self.tree, self._path, self._walk_start
+        columns = [self._columns[call * WALK_LEVELS : (call + 1) * WALK_LEVELS] for call in range(calls)]
         if calls > 1 and self._reads_counts and tree.batch_size >= SPLIT_FIRST_WALK:
             columns[:1] = columns[0].split(WALK_LEVELS // 2)
         # The path columns the walks can reach: backup and repetition cover these alone.
@@ -337,11 +329,9 @@ class SearchRun:
         for levels in columns[:-1]:
             walk = steps.walk(*self._walk_tables(), *walk, path, levels, games)
             games = self._descending(walk.going, games)
-        walk, child, mover, key, needed = steps.prepare(self, walk, columns[-1], reach, games)
+        walk, child, mover, key = steps.prepare(self, walk, columns[-1], reach, games)
         logits, value = self.evaluator(child)
-        self._evaluated_on_device += needed.sum()
-        walked = self._walked_below(reach)
-        self._deepest.copy_(steps.create(self, walk, child, mover, key, logits, value.float(), reach, walked))
+        steps.create(self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk.levels))
 
     @property
     def _reads_counts(self) -> bool:
@@ -362,26 +352,37 @@ class SearchRun:
         going_first = torch.argsort(~going, stable=True)
         return going_first[: max(count, min(2, len(going)))]
 
-    def _walked_below(self, reach: int):
+    def _walked_below(self, reach: int, levels):
         """Where the host reads counts, from `COMPACT_BELOW` entries: the nodes below the
         root on this simulation's walks (see `_below`) without the NULL entries past the
         walks' ends (three quarters of them at batch 1024); else None (`_create_fixed`
         takes all `reach` levels)."""
         if not self._reads_counts or self.tree.batch_size * reach < COMPACT_BELOW:
             return None
-        rows, games = self._below(reach)
+        rows, games = self._below(reach, levels)
         walked = (rows != self.tree.null).nonzero().squeeze(1)
         return rows.index_select(0, walked), games.index_select(0, walked)
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
             self._steps = _fixed_steps(self.seeds.device.type if self.config.compile else None)
-            # The root, a column per level a walk can reach, and spare columns for the last
-            # call's levels past the deepest walk (never part of `below`).
-            width = self.config.simulations + 2 + WALK_LEVELS
+            # A column per level a walk can reach (from level 1), and spare columns for the
+            # last call's levels past the deepest walk (never part of `below`). It is never
+            # cleared: entries past a walk's end are masked by the levels it walked.
+            width = self.config.simulations + 1 + WALK_LEVELS
             hold, device = self._hold, self.seeds.device
             self._path = hold("path", torch.empty(self.tree.batch_size, width, dtype=torch.long, device=device))
             self._columns = hold("columns", torch.arange(width, device=device))
+            # Where every simulation's walk starts (the pieces never write to it): seven
+            # distinct tensors, as every later call's are, since dynamo guards on which
+            # inputs alias each other and would compile each piece twice.
+            base, active = self.tree.base, self.active
+            self._walk_start = _Walk(*(
+                hold(f"walk.{name}", start) for name, start in zip(_Walk._fields, (
+                    base.clone(), active.clone(), base.clone(), base.clone(),
+                    torch.zeros_like(base), torch.zeros_like(active), torch.zeros_like(base),
+                ))
+            ))
         return self._steps
 
     def _walk_tables(self):
@@ -389,10 +390,11 @@ class SearchRun:
         tree = self.tree
         return tree.edges, tree.scores, tree.child, tree.terminal, tree.null
 
-    def _below(self, reach: int):
+    def _below(self, reach: int, levels: torch.Tensor):
         """The nodes below the root on this simulation's walks, levels 1 to `reach` (NULL
-        past a walk's end), as (rows, their games)."""
-        rows = self._path[:, 1 : 1 + reach]
+        past a walk's end: its `levels`), as (rows, their games)."""
+        walked = self._columns[:reach] < levels.unsqueeze(1)
+        rows = torch.where(walked, self._path[:, :reach], self.tree.null)
         return rows.reshape(-1), self._games.unsqueeze(1).expand_as(rows).reshape(-1)
 
     def _prepare_fixed(self, walk, columns, reach: int, games):
@@ -400,21 +402,24 @@ class SearchRun:
         step the chosen slots and settle repetition (`reach`: the levels the walks can
         reach)."""
         walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns, games)
-        before, child, key, occurrences = self._step_leaves(self._below(reach), walk.parent, walk.slot, walk.expand)
+        below = self._below(reach, walk.levels)
+        before, child, key, occurrences = self._step_leaves(below, walk.parent, walk.slot, walk.expand)
         _condense_history(child, key, occurrences)
-        return walk, child, before.to_move, key, walk.expand & ~child.done
+        return walk, child, before.to_move, key
 
     def _create_fixed(self, walk, child, mover, key, logits, value, reach: int, walked):
         """Create the new nodes from the evaluation and back the values up along the
-        walks (the nodes below the root: `walked`, or the `reach` levels' entries); returns
-        the depth of the deepest new node."""
-        below = self._below(reach) if walked is None else walked
+        walks (the nodes below the root: `walked`, or the `reach` levels' entries); keeps the
+        count of evaluations used and the depth of the deepest new node."""
+        below = self._below(reach, walk.levels) if walked is None else walked
         expand = walk.expand
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)
         new_rows = self._write_nodes(walk.parent, walk.slot, expand, child, mover, key, prior, value)
         self._back_up_leaves(below, walk.leaf, expand, new_rows, value)
-        return torch.where(expand, walk.levels, 0).amax() if len(expand) else walk.levels.new_zeros(())
+        self._evaluated_on_device.add_((expand & ~child.done).sum())
+        if len(expand):
+            self._deepest.copy_(torch.where(expand, walk.levels, 0).amax())
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
