@@ -348,9 +348,10 @@ class SearchRun:
         sizes 0 and 1 apart); elsewhere every game."""
         if not self._reads_counts:
             return games
-        count = int(going.sum())
-        going_first = torch.argsort(~going, stable=True)
-        return going_first[: max(count, min(2, len(going)))]
+        descending, fewest = going.nonzero().squeeze(1), min(2, len(going))
+        if len(descending) >= fewest:
+            return descending
+        return torch.argsort(~going, stable=True)[:fewest]
 
     def _walked_below(self, reach: int, levels):
         """Where the host reads counts, from `COMPACT_BELOW` entries: the nodes below the
@@ -501,7 +502,7 @@ class SearchRun:
         earlier = (torch.searchsorted(history, wanted, right=True) - torch.searchsorted(history, wanted)).squeeze(1)
         rows, games = below
         repeats = (self.tree.key.index_select(0, rows) == key.index_select(0, games)) & (rows != self.tree.null)
-        on_path = torch.zeros_like(key).index_add_(0, games, repeats.long())
+        on_path = torch.zeros(len(key), device=key.device).index_add_(0, games, repeats.float()).long()
         occurrences = torch.where(turn_over, earlier + on_path + 1, 0)
         if child.rules.repetition_draw:
             child.done = child.done | (turn_over & (occurrences >= 3))
