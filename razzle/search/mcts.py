@@ -331,7 +331,7 @@ class SearchRun:
             games = self._descending(walk.going, games)
         walk, child, mover, key = steps.prepare(self, walk, columns[-1], reach, games)
         logits, value = self.evaluator(child)
-        steps.create(self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk.levels))
+        steps.create(self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk))
 
     @property
     def _reads_counts(self) -> bool:
@@ -353,23 +353,21 @@ class SearchRun:
             return descending
         return torch.argsort(~going, stable=True)[:fewest]
 
-    def _walked_below(self, reach: int, levels):
+    def _walked_below(self, reach: int, walk: _Walk):
         """Where the host reads counts, from `COMPACT_BELOW` entries: the nodes below the
         root on this simulation's walks (see `_below`) without the NULL entries past the
         walks' ends (three quarters of them at batch 1024); else None (`_create_fixed`
         takes all `reach` levels)."""
         if not self._reads_counts or self.tree.batch_size * reach < COMPACT_BELOW:
             return None
-        rows, games = self._below(reach, levels)
-        walked = (rows != self.tree.null).nonzero().squeeze(1)
-        return rows.index_select(0, walked), games.index_select(0, walked)
+        games, levels = self._on_path(reach, walk).nonzero().unbind(1)
+        return self._path[games, levels], games
 
     def _fixed_pieces(self) -> _FixedSteps:
         if self._steps is None:
             self._steps = _fixed_steps(self.seeds.device.type if self.config.compile else None)
             # A column per level a walk can reach (from level 1), and spare columns for the
-            # last call's levels past the deepest walk (never part of `below`). It is never
-            # cleared: entries past a walk's end are masked by the levels it walked.
+            # last call's levels past the deepest walk (never part of `below`; see `_on_path`).
             width = self.config.simulations + 1 + WALK_LEVELS
             hold, device = self._hold, self.seeds.device
             self._path = hold("path", torch.empty(self.tree.batch_size, width, dtype=torch.long, device=device))
@@ -391,11 +389,17 @@ class SearchRun:
         tree = self.tree
         return tree.edges, tree.scores, tree.child, tree.terminal, tree.null
 
-    def _below(self, reach: int, levels: torch.Tensor):
+    def _on_path(self, reach: int, walk: _Walk) -> torch.Tensor:
+        """[B, reach] which path entries (levels 1 to `reach`) hold a node below the root on
+        this simulation's walks: the levels each walked, but the last where it stopped at an
+        unexpanded slot (the entry is NULL there). The entries past a walk's end are left
+        from earlier simulations: the path is never cleared."""
+        return self._columns[:reach] < (walk.levels - walk.expand.long()).unsqueeze(1)
+
+    def _below(self, reach: int, walk: _Walk):
         """The nodes below the root on this simulation's walks, levels 1 to `reach` (NULL
-        past a walk's end: its `levels`), as (rows, their games)."""
-        walked = self._columns[:reach] < levels.unsqueeze(1)
-        rows = torch.where(walked, self._path[:, :reach], self.tree.null)
+        past a walk's end), as (rows, their games)."""
+        rows = torch.where(self._on_path(reach, walk), self._path[:, :reach], self.tree.null)
         return rows.reshape(-1), self._games.unsqueeze(1).expand_as(rows).reshape(-1)
 
     def _prepare_fixed(self, walk, columns, reach: int, games):
@@ -403,7 +407,7 @@ class SearchRun:
         step the chosen slots and settle repetition (`reach`: the levels the walks can
         reach)."""
         walk = _walk_levels(*self._walk_tables(), *walk, self._path, columns, games)
-        below = self._below(reach, walk.levels)
+        below = self._below(reach, walk)
         before, child, key, occurrences = self._step_leaves(below, walk.parent, walk.slot, walk.expand)
         _condense_history(child, key, occurrences)
         return walk, child, before.to_move, key
@@ -412,7 +416,7 @@ class SearchRun:
         """Create the new nodes from the evaluation and back the values up along the
         walks (the nodes below the root: `walked`, or the `reach` levels' entries); keeps the
         count of evaluations used and the depth of the deepest new node."""
-        below = self._below(reach, walk.levels) if walked is None else walked
+        below = self._below(reach, walk) if walked is None else walked
         expand = walk.expand
         prior = _slot_prior(logits, child)
         value = torch.where(child.done, terminal_value(child), value)

@@ -71,7 +71,8 @@ def dirichlet_noise(seeds: torch.Tensor, legal: torch.Tensor, alpha: float) -> t
     def draws(stream: int, fields: int) -> list[torch.Tensor]:
         """`fields` [B, S] float32 uniforms in (0, 1], 21 bits each, of counter `stream`."""
         bits = _mix(game + (slots + stream * S) * _GOLDEN)
-        return [(_shift_right(bits, 64 - 21 * (k + 1)) % (1 << 21) + 1).float() / (1 << 21) for k in range(fields)]
+        low_bits = (1 << 21) - 1  # the remainder mod 2**21 of a non-negative value, without a division
+        return [((_shift_right(bits, 64 - 21 * (k + 1)) & low_bits) + 1).float() / (1 << 21) for k in range(fields)]
 
     d = alpha + 1 - 1 / 3
     c = 1 / math.sqrt(9 * d)
