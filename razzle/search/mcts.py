@@ -506,8 +506,10 @@ class SearchRun:
         earlier = (torch.searchsorted(history, wanted, right=True) - torch.searchsorted(history, wanted)).squeeze(1)
         rows, games = below
         repeats = (self.tree.key.index_select(0, rows) == key.index_select(0, games)) & (rows != self.tree.null)
-        on_path = torch.zeros(len(key), device=key.device).index_add_(0, games, repeats.float()).long()
-        occurrences = torch.where(turn_over, earlier + on_path + 1, 0)
+        # Summed as floats (exact for counts this small): inductor's CPU code runs an int64
+        # index_add_ as an eager fallback.
+        path_repeats = torch.zeros(len(key), device=key.device).index_add_(0, games, repeats.float()).long()
+        occurrences = torch.where(turn_over, earlier + path_repeats + 1, 0)
         if child.rules.repetition_draw:
             child.done = child.done | (turn_over & (occurrences >= 3))
             child.legal = child.legal & ~child.done.unsqueeze(1)
