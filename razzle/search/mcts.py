@@ -376,12 +376,8 @@ class SearchRun:
             # distinct tensors, as every later call's are, since dynamo guards on which
             # inputs alias each other and would compile each piece twice.
             base, active = self.tree.base, self.active
-            self._walk_start = _Walk(*(
-                hold(f"walk.{name}", start) for name, start in zip(_Walk._fields, (
-                    base.clone(), active.clone(), base.clone(), base.clone(),
-                    torch.zeros_like(base), torch.zeros_like(active), torch.zeros_like(base),
-                ))
-            ))
+            starts = (base, active, base, base, torch.zeros_like(base), torch.zeros_like(active), torch.zeros_like(base))
+            self._walk_start = _Walk(*(hold(f"walk.{name}", start.clone()) for name, start in zip(_Walk._fields, starts)))
         return self._steps
 
     def _walk_tables(self):
