@@ -216,6 +216,7 @@ class SearchRun:
         self._height = 0  # the tree's as of the simulations before `_pending_depths`
         self._pending_depths: deque = deque()
         self._steps: _FixedSteps | None = None
+        self._walk_started = False
         # Turn-start keys of the game so far (entries past the root's turn ignored), sorted
         # so that a key's occurrences are counted by two binary searches.
         turns = torch.arange(root.history.shape[1], device=root.device)
@@ -298,17 +299,22 @@ class SearchRun:
         """One simulation in fixed shapes: every game takes part in every step, masked, so
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
         The descent covers one level more than a bound of the tree's height, which the
-        host learns without waiting for the latest simulations (`HEIGHT_LAG`), in `calls`
-        calls of `WALK_LEVELS` levels, the last call's walked by `prepare` (one compiled
-        call fewer per simulation); on the CPU the calls after the first take only the
-        games still descending (from `SPLIT_FIRST_WALK` games the first call is split in
-        two), and the backup of a large batch only the nodes walked.
+        host learns without waiting for the latest simulations (`HEIGHT_LAG`), in
+        `WALK_LEVELS` levels a call: the first call's levels are walked at the end of the
+        previous simulation's node creation (`_first_walk`), the last call's by `prepare`
+        (two compiled calls fewer per simulation); on the CPU the calls after the first
+        take only the games still descending (from `SPLIT_FIRST_WALK` games the first call
+        walks half its levels), and the backup of a large batch only the nodes walked.
         Captured simulations (`config.cuda_graphs`) are replayed instead, one capture per
         number of calls.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         steps = self._fixed_pieces()
-        calls = self._height_bound() // WALK_LEVELS + 1  # levels 1 .. bound + 1
+        if not self._walk_started:
+            self._walk_started = True
+            self._walk_first_levels(steps.walk)
+        # Levels 1 .. bound + 1, and at least one call after the first.
+        calls = max(self._height_bound() // WALK_LEVELS + 1, self._first_levels // WALK_LEVELS + 1)
         if self._captured is None:
             self._fixed_simulation(steps, calls)
         else:
@@ -319,19 +325,28 @@ class SearchRun:
         """The device's part of a fixed-shape simulation: no host synchronisation (but on
         the CPU, uncaptured, where reading a count is free), no tensor made here outlives
         it (what lasts is written in place), so it can be captured and replayed."""
-        tree, path, walk = self.tree, self._path, self._walk_start
-        columns = [self._columns[call * WALK_LEVELS : (call + 1) * WALK_LEVELS] for call in range(calls)]
-        if calls > 1 and self._reads_counts and tree.batch_size >= SPLIT_FIRST_WALK:
-            columns[:1] = columns[0].split(WALK_LEVELS // 2)
+        path, walk = self._path, self._first_walk
+        ends = range(WALK_LEVELS, (calls + 1) * WALK_LEVELS, WALK_LEVELS)
+        starts = [self._first_levels, *ends[:-1]]
+        columns = [self._columns[start:end] for start, end in zip(starts, ends) if end > start]
         # The path columns the walks can reach: backup and repetition cover these alone.
         reach = min(calls * WALK_LEVELS, self.config.simulations + 1)
-        games = self._games
+        games = self._descending(walk.going, self._games)
         for levels in columns[:-1]:
             walk = steps.walk(*self._walk_tables(), *walk, path, levels, games)
             games = self._descending(walk.going, games)
         walk, child, mover, key = steps.prepare(self, walk, columns[-1], reach, games)
         logits, value = self.evaluator(child)
         steps.create(self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk))
+
+    def _walk_first_levels(self, walk_levels) -> None:
+        """The next simulation's first `_first_levels` levels for every game, from the
+        roots, into the held `_first_walk` (where the next simulation reads them)."""
+        walk = walk_levels(
+            *self._walk_tables(), *self._walk_start, self._path, self._columns[: self._first_levels], self._games
+        )
+        for held, value in zip(self._first_walk, walk):
+            held.copy_(value)
 
     @property
     def _reads_counts(self) -> bool:
@@ -378,6 +393,15 @@ class SearchRun:
             base, active = self.tree.base, self.active
             starts = (base, active, base, base, torch.zeros_like(base), torch.zeros_like(active), torch.zeros_like(base))
             self._walk_start = _Walk(*(hold(f"walk.{name}", start.clone()) for name, start in zip(_Walk._fields, starts)))
+            # Where the first walk call of each simulation leaves its games: made by the
+            # node creation before it (by the search's first simulation for itself).
+            self._first_walk = _Walk(
+                *(hold(f"first_walk.{name}", start.clone()) for name, start in zip(_Walk._fields, starts))
+            )
+            # The first call's levels: half a call where the later ones take only the
+            # descending games of a large batch, a whole call elsewhere.
+            split = self._reads_counts and self.tree.batch_size >= SPLIT_FIRST_WALK
+            self._first_levels = WALK_LEVELS // 2 if split else WALK_LEVELS
         return self._steps
 
     def _walk_tables(self):
@@ -421,6 +445,7 @@ class SearchRun:
         self._evaluated_on_device.add_((expand & ~child.done).sum())
         if len(expand):
             self._deepest.copy_(torch.where(expand, walk.levels, 0).amax())
+        self._walk_first_levels(_walk_levels)
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.

@@ -106,7 +106,6 @@ class Tree:
 
         self.ints = table("ints", (max(end for _, end, _ in self.int_layout.values()),), torch.int64)
         self.flags = table("flags", (max(end for _, end, _ in self.bool_layout.values()),), torch.bool)
-        self.terminal = self.flags[:, self.bool_layout["done"][0]]
         self.edges = table("edges", (EDGE_ROWS, NUM_SLOTS))
         self.child = table("child", (NUM_SLOTS,), torch.int64)
         self.scores = table("scores", (2,))
@@ -127,6 +126,14 @@ class Tree:
         # Stepping needs a history tensor; repetition is handled by the search itself.
         self.no_history = hold("tree.no_history", torch.full((B, 1), -1, dtype=torch.int64, device=device))
         self.rules = template.rules
+
+    @property
+    def terminal(self) -> torch.Tensor:
+        """[rows] whether each node's position is finished: a view of the packed `done`
+        flag, made where it is read, so that a compiled piece that writes the flags and
+        then reads it takes one table, not two aliases of it (inductor would copy the
+        whole table to keep the second up to date)."""
+        return self.flags[:, self.bool_layout["done"][0]]
 
     def field(self, name: str, rows: torch.Tensor) -> torch.Tensor:
         """One position field of the nodes at `rows` [n] -> [n, *shape]."""

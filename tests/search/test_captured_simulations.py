@@ -12,7 +12,6 @@ from razzle.game.bench import midgame_positions
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.network import RazzleNet
 from razzle.search import MCTS, SearchConfig, UniformEvaluator, mcts
-from razzle.search.mcts import WALK_LEVELS
 from razzle.search.streams import draw_seeds
 from tests.search.recorded_capture import RecordedCapture
 from tests.search.test_mcts import OccurrenceEvaluator, _repeating_positions
@@ -42,7 +41,10 @@ def _agree(plain: MCTS, captured: MCTS, size: int, seed: int) -> None:
     assert plain.evaluations == captured.evaluations
 
 
-def test_replayed_simulations_build_the_trees_of_uncaptured_ones(capture):
+def test_replayed_simulations_build_the_trees_of_uncaptured_ones(capture, monkeypatch):
+    # Walk calls of 4 levels: these trees grow 10-15 levels deep, so simulations with
+    # several numbers of walk calls are captured.
+    monkeypatch.setattr(mcts, "WALK_LEVELS", 4)
     config = SearchConfig(simulations=24)
     plain = MCTS(UniformEvaluator(), config, fixed_shape=True)
     captured = MCTS(UniformEvaluator(), replace(config, cuda_graphs=True))
@@ -50,7 +52,7 @@ def test_replayed_simulations_build_the_trees_of_uncaptured_ones(capture):
         _agree(plain, captured, 12, seed)
     # Every simulation is a warm-up (once per walk length) or a replay.
     assert capture.warm_ups + capture.replays == 3 * config.simulations
-    assert capture.captures <= capture.warm_ups <= len(range(1, config.simulations + 2, WALK_LEVELS))
+    assert capture.captures <= capture.warm_ups <= len(range(1, config.simulations + 2, mcts.WALK_LEVELS))
     assert len(captured._captured.replays) >= 2  # walks of more than one call were captured too
 
 
