@@ -301,10 +301,11 @@ class SearchRun:
         The descent covers one level more than a bound of the tree's height, which the
         host learns without waiting for the latest simulations (`HEIGHT_LAG`), in
         `WALK_LEVELS` levels a call: the first call's levels are walked at the end of the
-        previous simulation's node creation (`_first_walk`), the last call's by `prepare`
-        (two compiled calls fewer per simulation); on the CPU the calls after the first
-        take only the games still descending (from `SPLIT_FIRST_WALK` games the first call
-        walks half its levels), and the backup of a large batch only the nodes walked.
+        previous simulation's node creation (`_first_walk`), the last call's by `prepare`,
+        so a simulation of two calls' levels makes no walk call of its own; on the CPU the
+        calls after the first take only the games still descending (from
+        `SPLIT_FIRST_WALK` games the first call walks half its levels), and the backup of
+        a large batch only the nodes walked.
         Captured simulations (`config.cuda_graphs`) are replayed instead, one capture per
         number of calls.
         The same tree, visits and values as the eager path for the same seeds (with a
