@@ -216,7 +216,6 @@ class SearchRun:
         self._height = 0  # the tree's as of the simulations before `_pending_depths`
         self._pending_depths: deque = deque()
         self._steps: _FixedSteps | None = None
-        self._walk_started = False
         # Turn-start keys of the game so far (entries past the root's turn ignored), sorted
         # so that a key's occurrences are counted by two binary searches.
         turns = torch.arange(root.history.shape[1], device=root.device)
@@ -311,8 +310,7 @@ class SearchRun:
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         steps = self._fixed_pieces()
-        if not self._walk_started:
-            self._walk_started = True
+        if self.simulations_done == 1:  # no node creation before this one walked them
             self._walk_first_levels(steps.walk)
         # Levels 1 .. bound + 1, and at least one call after the first.
         calls = max(self._height_bound() // WALK_LEVELS + 1, self._first_levels // WALK_LEVELS + 1)
@@ -388,17 +386,19 @@ class SearchRun:
             hold, device = self._hold, self.seeds.device
             self._path = hold("path", torch.empty(self.tree.batch_size, width, dtype=torch.long, device=device))
             self._columns = hold("columns", torch.arange(width, device=device))
-            # Where every simulation's walk starts (the pieces never write to it): seven
-            # distinct tensors, as every later call's are, since dynamo guards on which
-            # inputs alias each other and would compile each piece twice.
+            # Walks at the roots, held: seven distinct tensors each, as every later call's
+            # are, since dynamo guards on which inputs alias each other and would compile
+            # each piece twice.
             base, active = self.tree.base, self.active
             starts = (base, active, base, base, torch.zeros_like(base), torch.zeros_like(active), torch.zeros_like(base))
-            self._walk_start = _Walk(*(hold(f"walk.{name}", start.clone()) for name, start in zip(_Walk._fields, starts)))
-            # Where the first walk call of each simulation leaves its games: made by the
-            # node creation before it (by the search's first simulation for itself).
-            self._first_walk = _Walk(
-                *(hold(f"first_walk.{name}", start.clone()) for name, start in zip(_Walk._fields, starts))
-            )
+
+            def held_walk(prefix: str) -> _Walk:
+                return _Walk(*(hold(f"{prefix}.{name}", start.clone()) for name, start in zip(_Walk._fields, starts)))
+
+            # Where every simulation's walk starts (the pieces never write to it), and where
+            # its first walk call leaves its games: written by the node creation before it
+            # (by the search's first simulation for itself).
+            self._walk_start, self._first_walk = held_walk("walk"), held_walk("first_walk")
             # The first call's levels: half a call where the later ones take only the
             # descending games of a large batch, a whole call elsewhere.
             split = self._reads_counts and self.tree.batch_size >= SPLIT_FIRST_WALK
