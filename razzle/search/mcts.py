@@ -56,6 +56,10 @@ COMPACT_BELOW = 4096
 # than it saves (compiled, uniform evaluator: batch 64 0.90-0.94x, 128 1.13x, 256
 # 1.17-1.27x, 1024 1.04-1.12x).
 SPLIT_FIRST_WALK = 128
+# Below it, the node creation goes on to prepare the next simulation (`_create_ahead`): its
+# second call's levels take the games still descending after the first call's, up to one
+# in this many of the batch (at batch 64, 8 games: all of them in 98% of simulations).
+AHEAD_SHARE = 8
 
 
 @dataclass
@@ -216,6 +220,7 @@ class SearchRun:
         self._height = 0  # the tree's as of the simulations before `_pending_depths`
         self._pending_depths: deque = deque()
         self._steps: _FixedSteps | None = None
+        self._prepared: tuple | None = None  # the next simulation's descent and leaves
         # Turn-start keys of the game so far (entries past the root's turn ignored), sorted
         # so that a key's occurrences are counted by two binary searches.
         turns = torch.arange(root.history.shape[1], device=root.device)
@@ -299,21 +304,25 @@ class SearchRun:
         there is no data-dependent shape; with `config.compile` the pieces run compiled.
         The descent covers one level more than a bound of the tree's height, which the
         host learns without waiting for the latest simulations (`HEIGHT_LAG`), in
-        `WALK_LEVELS` levels a call: the first call's levels are walked at the end of the
-        previous simulation's node creation (`_first_walk`), the last call's by `prepare`,
-        so a simulation of two calls' levels makes no walk call of its own; on the CPU the
-        calls after the first take only the games still descending (from
-        `SPLIT_FIRST_WALK` games the first call walks half its levels), and the backup of
-        a large batch only the nodes walked.
+        `WALK_LEVELS` levels a call, the last call's by `prepare`, which also steps to the
+        leaves. Where the host reads counts, below `SPLIT_FIRST_WALK` games, the node
+        creation goes on to prepare the next simulation (`_create_ahead`): when its walks
+        all ended, that simulation is the network call and one compiled call. Elsewhere the
+        node creation walks the next simulation's first call's levels (`_first_walk`); on
+        the CPU the calls after the first take only the games still descending (from
+        `SPLIT_FIRST_WALK` games the first call walks half its levels), and the backup of a
+        large batch only the nodes walked.
         Captured simulations (`config.cuda_graphs`) are replayed instead, one capture per
         number of calls.
         The same tree, visits and values as the eager path for the same seeds (with a
         network, up to the float rounding of evaluating the whole batch every time)."""
         steps = self._fixed_pieces()
-        if self.simulations_done == 1:  # no node creation before this one walked them
+        if self.simulations_done == 1 and not self._prepares_ahead:  # no node creation walked them
             self._walk_first_levels(steps.walk)
-        # Levels 1 .. bound + 1, and at least one call after the first.
-        calls = max(self._height_bound() // WALK_LEVELS + 1, self._first_levels // WALK_LEVELS + 1)
+        # Levels 1 .. bound + 1, and at least one call after a first walk.
+        calls = self._height_bound() // WALK_LEVELS + 1
+        if not self._prepares_ahead:
+            calls = max(calls, self._first_levels // WALK_LEVELS + 1)
         if self._captured is None:
             self._fixed_simulation(steps, calls)
         else:
@@ -324,19 +333,36 @@ class SearchRun:
         """The device's part of a fixed-shape simulation: no host synchronisation (but on
         the CPU, uncaptured, where reading a count is free), no tensor made here outlives
         it (what lasts is written in place), so it can be captured and replayed."""
-        path, walk = self._path, self._first_walk
+        walk, child, mover, key, reach = self._fixed_descent(steps, calls)
+        logits, value = self.evaluator(child)
+        created = (self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk))
+        if self._prepares_ahead:
+            self._prepared = steps.create_ahead(*created, self._reach(2), max(2, self.tree.batch_size // AHEAD_SHARE))
+        else:
+            steps.create(*created)
+
+    def _reach(self, calls: int) -> int:
+        """The path columns the walks of `calls` calls can reach: backup and repetition
+        cover these alone."""
+        return min(calls * WALK_LEVELS, self.config.simulations + 1)
+
+    def _fixed_descent(self, steps: _FixedSteps, calls: int):
+        """This simulation's descent and leaves, as (walk, leaves, the side to move before
+        them, their keys, reach): the prepared ones when every walk ended there, else walked
+        over `calls` calls' levels from the first walk (or from the roots), the last call's
+        levels by `prepare`."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and not prepared[0].going.any():
+            return (*prepared, self._reach(2))
+        walk, done = (self._walk_start, 0) if self._prepares_ahead else (self._first_walk, self._first_levels)
         ends = range(WALK_LEVELS, (calls + 1) * WALK_LEVELS, WALK_LEVELS)
-        starts = [self._first_levels, *ends[:-1]]
-        columns = [self._columns[start:end] for start, end in zip(starts, ends) if end > start]
-        # The path columns the walks can reach: backup and repetition cover these alone.
-        reach = min(calls * WALK_LEVELS, self.config.simulations + 1)
+        columns = [self._columns[max(end - WALK_LEVELS, done) : end] for end in ends if end > done]
+        reach = self._reach(calls)
         games = self._descending(walk.going, self._games)
         for levels in columns[:-1]:
-            walk = steps.walk(*self._walk_tables(), *walk, path, levels, games)
+            walk = steps.walk(*self._walk_tables(), *walk, self._path, levels, games)
             games = self._descending(walk.going, games)
-        walk, child, mover, key = steps.prepare(self, walk, columns[-1], reach, games)
-        logits, value = self.evaluator(child)
-        steps.create(self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk))
+        return (*steps.prepare(self, walk, columns[-1], reach, games), reach)
 
     def _walk_first_levels(self, walk_levels) -> None:
         """The next simulation's first `_first_levels` levels for every game, from the
@@ -395,14 +421,16 @@ class SearchRun:
             def held_walk(prefix: str) -> _Walk:
                 return _Walk(*(hold(f"{prefix}.{name}", start.clone()) for name, start in zip(_Walk._fields, starts)))
 
-            # Where every simulation's walk starts (the pieces never write to it), and where
-            # its first walk call leaves its games: written by the node creation before it
-            # (by the search's first simulation for itself).
-            self._walk_start, self._first_walk = held_walk("walk"), held_walk("first_walk")
-            # The first call's levels: half a call where the later ones take only the
-            # descending games of a large batch, a whole call elsewhere.
+            # Where every simulation's walk starts (the pieces never write to it).
+            self._walk_start = held_walk("walk")
             split = self._reads_counts and self.tree.batch_size >= SPLIT_FIRST_WALK
-            self._first_levels = WALK_LEVELS // 2 if split else WALK_LEVELS
+            self._prepares_ahead = self._reads_counts and not split
+            if not self._prepares_ahead:
+                # Where its first walk call leaves its games: written by the node creation
+                # before it (by the search's first simulation for itself); half a call where
+                # the later ones take only the descending games of a large batch.
+                self._first_walk = held_walk("first_walk")
+                self._first_levels = WALK_LEVELS // 2 if split else WALK_LEVELS
         return self._steps
 
     def _walk_tables(self):
@@ -434,6 +462,25 @@ class SearchRun:
         return walk, child, before.to_move, key
 
     def _create_fixed(self, walk, child, mover, key, logits, value, reach: int, walked):
+        """Create the new nodes and back the values up (`_create_nodes`), then walk the next
+        simulation's first levels."""
+        self._create_nodes(walk, child, mover, key, logits, value, reach, walked)
+        self._walk_first_levels(_walk_levels)
+
+    def _create_ahead(
+        self, walk, child, mover, key, logits, value, reach: int, walked, prepared_reach: int, onward: int
+    ):
+        """Create the new nodes and back the values up (`_create_nodes`), then prepare the
+        next simulation: its descent over two calls' levels, the second taking the first
+        `onward` games still descending (the others stay `going`: the host then walks
+        afresh), and its leaves."""
+        self._create_nodes(walk, child, mover, key, logits, value, reach, walked)
+        tables, columns = self._walk_tables(), self._columns
+        first = _walk_levels(*tables, *self._walk_start, self._path, columns[:WALK_LEVELS], self._games)
+        games = torch.argsort(~first.going, stable=True)[:onward]
+        return self._prepare_fixed(first, columns[WALK_LEVELS : 2 * WALK_LEVELS], prepared_reach, games)
+
+    def _create_nodes(self, walk, child, mover, key, logits, value, reach: int, walked) -> None:
         """Create the new nodes from the evaluation and back the values up along the
         walks (the nodes below the root: `walked`, or the `reach` levels' entries); keeps the
         count of evaluations used and the depth of the deepest new node."""
@@ -446,7 +493,6 @@ class SearchRun:
         self._evaluated_on_device.add_((expand & ~child.done).sum())
         if len(expand):
             self._deepest.copy_(torch.where(expand, walk.levels, 0).amax())
-        self._walk_first_levels(_walk_levels)
 
     def _descend(self):
         """Walk every active game from its root to a leaf by PUCT.
@@ -685,6 +731,7 @@ class _FixedSteps:
     walk: object
     prepare: object
     create: object
+    create_ahead: object
 
 
 _FIXED_STEPS: dict[str | None, _FixedSteps] = {}
@@ -706,7 +753,7 @@ def _fixed_steps(compile_for: str | None) -> _FixedSteps:
     the batch size symbolic (the path levels the walks reach likewise). Not `dynamic=True`
     from the start: it makes the engine's layout constants symbolic too, 2x slower."""
     if compile_for not in _FIXED_STEPS:
-        pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed)
+        pieces = (_walk_levels, SearchRun._prepare_fixed, SearchRun._create_fixed, SearchRun._create_ahead)
         if compile_for is not None:
             log.info(
                 "search.compile: the first simulations compile the search for %s (about a minute on a 2-core "

@@ -46,10 +46,9 @@ def _large_batch_forms(monkeypatch, large_batch: bool) -> None:
     monkeypatch.setattr(mcts_module, "SPLIT_FIRST_WALK", 0 if large_batch else 2**62)
 
 
-@pytest.mark.parametrize("large_batch", [False, True], ids=["small-batch-forms", "large-batch-forms"])
-def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, large_batch):
-    _large_batch_forms(monkeypatch, large_batch)
-    config = SearchConfig(simulations=24)
+def _fixed_shape_search_of_twelve_games(simulations: int = 24):
+    """The fixed-shape search of twelve games, after checking that it is the eager one."""
+    config = SearchConfig(simulations=simulations)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 7919
     eager, eager_run = _search(MCTS(UniformEvaluator(), config), positions, seeds)
     fixed, fixed_run = _search(MCTS(UniformEvaluator(), config, fixed_shape=True), positions, seeds)
@@ -57,7 +56,23 @@ def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, large
         assert torch.equal(getattr(eager, name), getattr(fixed, name)), name
     assert torch.equal(_children(eager_run), _children(fixed_run))
     assert eager_run.evaluations == fixed_run.evaluations
+    return fixed_run
+
+
+@pytest.mark.parametrize("large_batch", [False, True], ids=["small-batch-forms", "large-batch-forms"])
+def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, large_batch):
+    _large_batch_forms(monkeypatch, large_batch)
+    fixed_run = _fixed_shape_search_of_twelve_games()
     assert fixed_run.height > WALK_LEVELS  # the descents took more than one call of the walk
+
+
+def test_prepared_descents_that_stop_short_are_walked_afresh(monkeypatch):
+    """Below `SPLIT_FIRST_WALK` games the node creation prepares the next simulation's
+    descent over two walk calls' levels (`_create_ahead`). With 3 levels a call the trees
+    grow deeper than that, so some simulations walk afresh from the roots."""
+    monkeypatch.setattr(mcts_module, "WALK_LEVELS", 3)
+    fixed_run = _fixed_shape_search_of_twelve_games()
+    assert fixed_run.height > 2 * 3
 
 
 def test_fixed_shape_search_with_a_network_agrees_with_the_eager_one():
