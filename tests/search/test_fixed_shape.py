@@ -46,9 +46,9 @@ def _large_batch_forms(monkeypatch, large_batch: bool) -> None:
     monkeypatch.setattr(mcts_module, "SPLIT_FIRST_WALK", 0 if large_batch else 2**62)
 
 
-def _fixed_shape_search_of_twelve_games(simulations: int = 24):
+def _fixed_shape_search_of_twelve_games():
     """The fixed-shape search of twelve games, after checking that it is the eager one."""
-    config = SearchConfig(simulations=simulations)
+    config = SearchConfig(simulations=24)
     positions, seeds = _positions(12), torch.arange(12, dtype=torch.int64) * 7919
     eager, eager_run = _search(MCTS(UniformEvaluator(), config), positions, seeds)
     fixed, fixed_run = _search(MCTS(UniformEvaluator(), config, fixed_shape=True), positions, seeds)
