@@ -57,8 +57,9 @@ COMPACT_BELOW = 4096
 # 1.17-1.27x, 1024 1.04-1.12x).
 SPLIT_FIRST_WALK = 128
 # Below it, the node creation goes on to prepare the next simulation (`_create_ahead`): its
-# second call's levels take the games still descending after the first call's, up to one
-# in this many of the batch (at batch 64, 8 games: all of them in 98% of simulations).
+# second call's levels take the games still descending after the first call's, at first up
+# to one in this many of the batch (at batch 64, 8 games: all of them in 98% of 64-simulation
+# searches), twice as many after each simulation that found some left out.
 AHEAD_SHARE = 8
 
 
@@ -337,7 +338,7 @@ class SearchRun:
         logits, value = self.evaluator(child)
         created = (self, walk, child, mover, key, logits, value.float(), reach, self._walked_below(reach, walk))
         if self._prepares_ahead:
-            self._prepared = steps.create_ahead(*created, self._reach(2), max(2, self.tree.batch_size // AHEAD_SHARE))
+            self._prepared = steps.create_ahead(*created, self._reach(2), self._onward)
         else:
             steps.create(*created)
 
@@ -352,8 +353,12 @@ class SearchRun:
         over `calls` calls' levels from the first walk (or from the roots), the last call's
         levels by `prepare`."""
         prepared, self._prepared = self._prepared, None
-        if prepared is not None and not prepared[0].going.any():
-            return (*prepared, self._reach(2))
+        if prepared is not None:
+            going, levels = prepared[0].going, prepared[0].levels
+            if not going.any():
+                return (*prepared, self._reach(2))
+            if (going & (levels == WALK_LEVELS)).any():  # left out of the second call
+                self._onward = min(2 * self._onward, self.tree.batch_size)
         walk, done = (self._walk_start, 0) if self._prepares_ahead else (self._first_walk, self._first_levels)
         ends = range(WALK_LEVELS, (calls + 1) * WALK_LEVELS, WALK_LEVELS)
         columns = [self._columns[max(end - WALK_LEVELS, done) : end] for end in ends if end > done]
@@ -425,6 +430,7 @@ class SearchRun:
             self._walk_start = held_walk("walk")
             split = self._reads_counts and self.tree.batch_size >= SPLIT_FIRST_WALK
             self._prepares_ahead = self._reads_counts and not split
+            self._onward = max(2, self.tree.batch_size // AHEAD_SHARE)  # see AHEAD_SHARE
             if not self._prepares_ahead:
                 # Where its first walk call leaves its games: written by the node creation
                 # before it (by the search's first simulation for itself); half a call where

@@ -69,7 +69,8 @@ def test_fixed_shape_search_agrees_exactly_with_the_eager_one(monkeypatch, large
 def test_prepared_descents_that_stop_short_are_walked_afresh(monkeypatch):
     """Below `SPLIT_FIRST_WALK` games the node creation prepares the next simulation's
     descent over two walk calls' levels (`_create_ahead`). With 3 levels a call the trees
-    grow deeper than that, so some simulations walk afresh from the roots."""
+    grow deeper than that, and more games go past the first call's levels than its second
+    takes at first, so some simulations walk afresh from the roots."""
     monkeypatch.setattr(mcts_module, "WALK_LEVELS", 3)
     fixed_run = _fixed_shape_search_of_twelve_games()
     assert fixed_run.height > 2 * 3
