@@ -369,13 +369,14 @@ class SearchRun:
             games = self._descending(walk.going, games)
         return (*steps.prepare(self, walk, columns[-1], reach, games), reach)
 
+    def _walk_from_roots(self, walk_levels, levels: int) -> _Walk:
+        """The next simulation's first `levels` levels for every game, from the roots."""
+        return walk_levels(*self._walk_tables(), *self._walk_start, self._path, self._columns[:levels], self._games)
+
     def _walk_first_levels(self, walk_levels) -> None:
-        """The next simulation's first `_first_levels` levels for every game, from the
-        roots, into the held `_first_walk` (where the next simulation reads them)."""
-        walk = walk_levels(
-            *self._walk_tables(), *self._walk_start, self._path, self._columns[: self._first_levels], self._games
-        )
-        for held, value in zip(self._first_walk, walk):
+        """The next simulation's first `_first_levels` levels, into the held `_first_walk`
+        (where the next simulation reads them)."""
+        for held, value in zip(self._first_walk, self._walk_from_roots(walk_levels, self._first_levels)):
             held.copy_(value)
 
     @property
@@ -430,8 +431,9 @@ class SearchRun:
             self._walk_start = held_walk("walk")
             split = self._reads_counts and self.tree.batch_size >= SPLIT_FIRST_WALK
             self._prepares_ahead = self._reads_counts and not split
-            self._onward = max(2, self.tree.batch_size // AHEAD_SHARE)  # see AHEAD_SHARE
-            if not self._prepares_ahead:
+            if self._prepares_ahead:
+                self._onward = max(2, self.tree.batch_size // AHEAD_SHARE)  # see AHEAD_SHARE
+            else:
                 # Where its first walk call leaves its games: written by the node creation
                 # before it (by the search's first simulation for itself); half a call where
                 # the later ones take only the descending games of a large batch.
@@ -481,10 +483,9 @@ class SearchRun:
         `onward` games still descending (the others stay `going`: the host then walks
         afresh), and its leaves."""
         self._create_nodes(walk, child, mover, key, logits, value, reach, walked)
-        tables, columns = self._walk_tables(), self._columns
-        first = _walk_levels(*tables, *self._walk_start, self._path, columns[:WALK_LEVELS], self._games)
+        first = self._walk_from_roots(_walk_levels, WALK_LEVELS)
         games = torch.argsort(~first.going, stable=True)[:onward]
-        return self._prepare_fixed(first, columns[WALK_LEVELS : 2 * WALK_LEVELS], prepared_reach, games)
+        return self._prepare_fixed(first, self._columns[WALK_LEVELS : 2 * WALK_LEVELS], prepared_reach, games)
 
     def _create_nodes(self, walk, child, mover, key, logits, value, reach: int, walked) -> None:
         """Create the new nodes from the evaluation and back the values up along the
