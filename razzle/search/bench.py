@@ -28,6 +28,12 @@ TARGET_SIMS_PER_S = 100_000
 # many: a piece meets new sizes (games still descending, levels reached) after the first
 # search and is compiled again, tens of seconds on a CPU that would land in the figure.
 MOST_WARM_UP_SEARCHES = 5
+# A search that compiled nothing new does not prove the next will not: sizes met rarely
+# (at batch 4, how many games a walk still carries) compiled inside the measuring window
+# and halved the figure. A window that compiled anything is measured again, at most this
+# many times in all; `windows_discarded` says how many were, `compiled_while_measuring`
+# whether the last one compiled too (its figure then counts a compilation).
+MOST_MEASURING_WINDOWS = 4
 
 
 def add_arguments(parser) -> None:
@@ -99,6 +105,34 @@ def search_throughput(
             search_once()
             if counters["stats"]["unique_graphs"] == graphs:
                 break
+    for window in range(MOST_MEASURING_WINDOWS if config.compile else 1):
+        graphs = counters["stats"]["unique_graphs"]
+        searches, used, elapsed, cpu_seconds = _measuring_window(search_once, timed, device, seconds)
+        compiled = counters["stats"]["unique_graphs"] != graphs
+        if not compiled:
+            break
+    simulations = searches * int((~positions.done).sum()) * config.simulations
+    return {
+        "batch": B,
+        "searches": searches,
+        "windows_discarded": window,
+        "compiled_while_measuring": compiled,
+        "sims_per_s": round(simulations / elapsed),
+        "sims_per_cpu_s": round(simulations / cpu_seconds),
+        "evaluations_per_s": round(used / elapsed),
+        "evaluator_positions_per_s": None if captured else round(timed.positions / max(timed.seconds, 1e-9)),
+        "evaluator_share": None if captured else round(timed.seconds / elapsed, 3),
+        "evaluator_batch_mean": None if captured else round(timed.positions / max(timed.calls, 1), 1),
+    }
+
+
+def warn_if_compiled(measured: dict, figure: str) -> None:
+    if measured["compiled_while_measuring"]:
+        print(f"warning: {figure}: every measuring window compiled something; the figure counts a compilation")
+
+
+def _measuring_window(search_once, timed: TimedEvaluator, device: torch.device, seconds: float) -> tuple:
+    """Searches for about `seconds`: (searches, evaluations used, wall seconds, CPU seconds)."""
     _sync(device)
     timed.positions = timed.calls = 0
     timed.seconds = 0.0
@@ -108,18 +142,7 @@ def search_throughput(
         used += search_once()
         searches += 1
     _sync(device)
-    elapsed, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    simulations = searches * int((~positions.done).sum()) * config.simulations
-    return {
-        "batch": B,
-        "searches": searches,
-        "sims_per_s": round(simulations / elapsed),
-        "sims_per_cpu_s": round(simulations / cpu_seconds),
-        "evaluations_per_s": round(used / elapsed),
-        "evaluator_positions_per_s": None if captured else round(timed.positions / max(timed.seconds, 1e-9)),
-        "evaluator_share": None if captured else round(timed.seconds / elapsed, 3),
-        "evaluator_batch_mean": None if captured else round(timed.positions / max(timed.calls, 1), 1),
-    }
+    return searches, used, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def run(args) -> dict:
@@ -144,6 +167,7 @@ def run(args) -> dict:
                     f"{measured['sims_per_s'] / REFERENCE_SIMS_PER_S[1]:5.1f}x the single-game reference); "
                     f"{measured['sims_per_cpu_s']:>10,} per CPU-second"
                 )
+                warn_if_compiled(measured, name)
     finally:
         torch.set_num_threads(previous_threads)
     figures["best_sims_per_s"] = max(

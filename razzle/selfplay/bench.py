@@ -24,7 +24,7 @@ from razzle.game.rules import Rules
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.network import RazzleNet
 from razzle.search import SearchConfig, UniformEvaluator
-from razzle.search.bench import fresh_compilation, search_throughput
+from razzle.search.bench import fresh_compilation, search_throughput, warn_if_compiled
 from razzle.selfplay.games import SelfPlayConfig, SelfPlaySession, play_games
 
 OVERHEAD_ROUNDS = 3  # alternations of bare network and search in the overhead figure
@@ -70,6 +70,7 @@ def search_overhead(evaluator: NetworkEvaluator, positions, config: SearchConfig
     for round_ in range(OVERHEAD_ROUNDS):
         bare.append(forward_positions_per_s(evaluator, positions, seconds / OVERHEAD_ROUNDS))
         measured = search_throughput(evaluator, positions, config, seconds / OVERHEAD_ROUNDS, warm_up=round_ == 0)
+        warn_if_compiled(measured, f"search overhead, round {round_ + 1}")
         searched.append(measured["evaluations_per_s"])
         shares.append(measured["evaluator_share"])
     bare_rate, search_rate = sum(bare) / len(bare), sum(searched) / len(searched)
@@ -136,4 +137,5 @@ def run(args) -> dict:
         raw = search_throughput(UniformEvaluator(), midgame_positions(batch, device, seed=3), config, args.seconds)
         figures[f"uniform_sims_per_s_b{batch}"] = raw["sims_per_s"]
         print(f"uniform evaluator, batch {batch:>5}: {raw['sims_per_s']:>9,} simulations/s")
+        warn_if_compiled(raw, f"uniform evaluator, batch {batch}")
     return figures

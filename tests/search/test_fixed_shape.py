@@ -11,7 +11,7 @@ from razzle.game.bench import midgame_positions
 from razzle.model.network import RazzleNet
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.search import MCTS, SearchConfig, UniformEvaluator
-from razzle.search.bench import fresh_compilation
+from razzle.search.bench import fresh_compilation, search_throughput
 from razzle.search import mcts as mcts_module
 from razzle.search.mcts import WALK_LEVELS
 
@@ -164,6 +164,20 @@ def test_a_bench_figure_compiles_afresh_for_its_batch_size_and_stays_exact():
     # Without the fresh start, size 5 would have recompiled the pieces for any size, and
     # size 4 would have compiled nothing.
     assert counters["stats"]["unique_graphs"] > graphs_before
+
+
+@pytest.mark.slow
+def test_a_bench_window_that_compiled_is_measured_again():
+    """Without warm-up, the first measuring window compiles the pieces; its figure is
+    thrown away and a window that compiled nothing is the one reported."""
+    config = SearchConfig(simulations=6, compile=True)
+    fresh_compilation(config)
+    measured = search_throughput(UniformEvaluator(), _positions(6), config, seconds=0.05, warm_up=False)
+    assert measured["windows_discarded"] >= 1
+    assert not measured["compiled_while_measuring"]
+    graphs_before = counters["stats"]["unique_graphs"]
+    again = search_throughput(UniformEvaluator(), _positions(6), config, seconds=0.05, warm_up=False)
+    assert again["windows_discarded"] == 0 and counters["stats"]["unique_graphs"] == graphs_before
 
 
 @pytest.mark.cuda
