@@ -34,7 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "medium"], help="network sizes")
     parser.add_argument("--batch", type=int, default=64, help="games searched in lockstep")
     parser.add_argument("--simulations", type=int, default=64)
-    parser.add_argument("--raw-batch-sizes", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument(
+        "--raw-batch-sizes", type=int, nargs="*", default=[256, 1024], help="uniform-evaluator batches (none: skip)"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
