@@ -27,6 +27,7 @@ import torch
 
 from razzle.game.engine import repetition_key, step
 from razzle.game.state import NUM_SLOTS, State
+from razzle.search.capture import CapturedSimulations, graph_capture, unheld
 from razzle.search.config import SearchConfig
 from razzle.search.evaluator import Evaluator
 from razzle.search.streams import TieBreakKeys, check_seeds, dirichlet_noise
@@ -139,7 +140,7 @@ class MCTS:
         self.config = config or SearchConfig()
         self.fixed_shape = fixed_shape or self.config.compile
         self._spare: list[dict[str, torch.Tensor]] = []
-        self._captured: _CapturedSimulations | None = None
+        self._captured: CapturedSimulations | None = None
         self.evaluations = 0  # positions whose evaluation the searches used, over all searches
 
     @torch.inference_mode()
@@ -172,13 +173,13 @@ class MCTS:
             spare = self._spare.pop() if self._spare else None
         return SearchRun(self, state, seeds.to(device), root_noise, spare, captured)
 
-    def _captured_simulations(self, state: State) -> _CapturedSimulations | None:
+    def _captured_simulations(self, state: State) -> CapturedSimulations | None:
         """Where this search's simulations are captured: the previous search's captures
         when the batch has the same shape, new ones otherwise; None when not capturing."""
         signature = (state.batch_size, state.device, state.history.shape[1], state.rules)
         if self._captured is None or self._captured.signature != signature:
-            capture = _graph_capture(self.config, state.device)
-            self._captured = None if capture is None else _CapturedSimulations(capture, signature)
+            capture = graph_capture(self.config, state.device)
+            self._captured = None if capture is None else CapturedSimulations(capture, signature)
         return self._captured
 
     def recycle(self, run: SearchRun) -> None:
@@ -193,15 +194,15 @@ class SearchRun:
 
     def __init__(
         self, mcts: MCTS, root: State, seeds: torch.Tensor, root_noise: bool,
-        spare: dict[str, torch.Tensor] | None = None, captured: _CapturedSimulations | None = None,
+        spare: dict[str, torch.Tensor] | None = None, captured: CapturedSimulations | None = None,
     ):
-        """captured: where the simulations are captured (see `_CapturedSimulations`); the
+        """captured: where the simulations are captured (see `CapturedSimulations`); the
         tensors they touch are then kept there, at the addresses of the captures."""
         self.config = config = mcts.config
         self.evaluator = mcts.evaluator
         self._captured = captured
         self.fixed_shape = mcts.fixed_shape or captured is not None
-        self._hold = hold = _unheld if captured is None else captured.hold
+        self._hold = hold = unheld if captured is None else captured.hold
         self.seeds = seeds
         self._tie_break = TieBreakKeys(seeds, NUM_SLOTS, hold)
         self.tree = tree = Tree(root, config.simulations + 1, spare, hold)
@@ -770,75 +771,3 @@ def _fixed_steps(compile_for: str | None) -> _FixedSteps:
             pieces = tuple(torch.compile(piece, fullgraph=True, options=options) for piece in pieces)
         _FIXED_STEPS[compile_for] = _FixedSteps(*pieces)
     return _FIXED_STEPS[compile_for]
-
-
-def _unheld(name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """The tensors of a search that is not captured are its own."""
-    return tensor
-
-
-class _CapturedSimulations:
-    """Whole fixed-shape simulations, network call included, captured once per number of
-    walk calls and replayed from then on (on CUDA: CUDA graphs, no Python and no kernel
-    launches per simulation).
-
-    A capture reads and writes memory at the addresses it saw, so the tensors a simulation
-    touches outlive the search that made them: they are held here, and each later search
-    of the same shape (`signature`) copies its own values into them: one search at a time
-    per MCTS (`search`, the latest; an earlier one refuses to go on). The network's weights
-    are read where they were at the capture: change them in place (`load_state_dict`) or
-    search with a new MCTS. The first simulation with a given number of calls runs
-    uncaptured (it compiles and warms up what the capture will record); the second is
-    captured."""
-
-    def __init__(self, capture, signature: tuple):
-        self.capture = capture
-        self.signature = signature
-        self.tensors: dict[str, torch.Tensor] = {}
-        self.tree_storage: dict[str, torch.Tensor] | None = None
-        self.replays: dict[int, object] = {}
-        self.warmed: set[int] = set()
-        self.search: SearchRun | None = None
-
-    def hold(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
-        kept = self.tensors.setdefault(name, tensor)
-        return kept if kept is tensor else kept.copy_(tensor)
-
-    def run(self, calls: int, simulation) -> None:
-        replay = self.replays.get(calls)
-        if replay is None:
-            if calls not in self.warmed:
-                self.warmed.add(calls)
-                self.capture.warm_up(simulation)
-                return
-            replay = self.replays[calls] = self.capture.capture(simulation)
-        replay()
-
-
-class _CudaGraphs:
-    """Captures simulations as CUDA graphs, warmed up and captured on one side stream and
-    sharing one memory pool (the captures never run at the same time)."""
-
-    def __init__(self, device: torch.device):
-        self.stream = torch.cuda.Stream(device)
-        self.pool = torch.cuda.graph_pool_handle()
-
-    def warm_up(self, simulation) -> None:
-        self.stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.stream):
-            simulation()
-        torch.cuda.current_stream().wait_stream(self.stream)
-
-    def capture(self, simulation):
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
-            simulation()
-        return graph.replay
-
-
-def _graph_capture(config: SearchConfig, device: torch.device) -> _CudaGraphs | None:
-    """What captures the simulations of a search on `device`: CUDA graphs when the config
-    asks for them and the device is a GPU, else nothing (the search runs as it is)."""
-    if config.cuda_graphs and device.type == "cuda":
-        return _CudaGraphs(device)
-    return None

@@ -22,7 +22,7 @@ FIELDS = ("visits", "q", "root_value", "pv", "prior", "network_value")
 @pytest.fixture
 def capture(monkeypatch) -> RecordedCapture:
     recorded = RecordedCapture()
-    monkeypatch.setattr(mcts, "_graph_capture", lambda config, device: recorded if config.cuda_graphs else None)
+    monkeypatch.setattr(mcts, "graph_capture", lambda config, device: recorded if config.cuda_graphs else None)
     return recorded
 
 
