@@ -57,7 +57,9 @@ COMPACT_BELOW = 4096
 # than it saves (compiled, uniform evaluator: batch 64 0.90-0.94x, 128 1.13x, 256
 # 1.17-1.27x, 1024 1.04-1.12x), and the prepared descents below beat both at batch 128
 # (uniform 1.03x, tiny network's share 0.860 against 0.849, medians of five alternating
-# pairs), not at 256 (uniform 0.84-0.90x, tiny's share the same).
+# pairs); at 192 uniform search is 0.94-0.96x, tiny's share 0.860-0.870 against
+# 0.858-0.859 (a network's search is what self-play runs); at 256 uniform 0.84-0.90x,
+# tiny's share the same.
 SPLIT_FIRST_WALK = 256
 # Below it, the node creation goes on to prepare the next simulation (`_create_ahead`): its
 # second call's levels take the games still descending after the first call's, at first up
