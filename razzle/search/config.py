@@ -20,7 +20,7 @@ class SearchConfig:
     compile: run each simulation in fixed shapes (no data-dependent shape inside a piece;
         on a GPU no host read per simulation) with its pieces compiled by torch.compile;
         the same visits as the eager path. Off by default: on a CPU it is faster than eager
-        (about 1.8x at batch 64, 1.2x at 1024; README, performance), but it needs
+        (about 2.3x at batch 64, 1.5x at 1024; README, performance), but it needs
         a C++ compiler and compiles for half a minute or more, a few times a process (the
         first batch size, any depth of the tree, any size, size 1), which short runs and
         tests would pay.

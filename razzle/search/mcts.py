@@ -751,7 +751,7 @@ _FIXED_STEPS: dict[str | None, _FixedSteps] = {}
 # the pieces are gathers over short rows (49 slots, 5 pieces, 8 rays), where its vectorised
 # loops (gathered lanes, masked tails) ran about twice as slow. A C++ wrapper: the Python
 # one spent some 50 us a call allocating the dozens of small buffers of the unrolled walk
-# levels and checking sizes (README, performance). No size asserts: dynamo's guards have
+# levels and checking sizes (docs/performance.md). No size asserts: dynamo's guards have
 # checked the inputs' sizes and strides already, and the generated checks built a string
 # stream each (2-3% of a batch-64 simulation).
 _CPU_COMPILE_OPTIONS = {"cpp.simdlen": 1, "cpp_wrapper": True, "size_asserts": False}
