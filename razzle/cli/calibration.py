@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from razzle.cli.arguments import torch_device
 from razzle.analysis.calibration import (
     PHASE_TURNS,
     CalibrationInputError,
@@ -36,7 +37,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", help="folder for reliability.png and calibration.json (default: beside the model)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh games")
     parser.add_argument("--phase-turns", type=int, default=PHASE_TURNS, help="width of a game-phase bucket in turns")
-    parser.add_argument("--device", default="cpu", help="torch device for the network (cpu, cuda)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device for the network (cpu, cuda)")
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from razzle.cli.arguments import torch_device
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.model.io import ModelFileError, load_model_file
 from razzle.search import SearchConfig, UniformEvaluator
@@ -24,7 +25,7 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 def add_search_arguments(parser: argparse.ArgumentParser, simulations: int = 200) -> None:
     parser.add_argument("--simulations", type=int, default=simulations, help="MCTS simulations per move")
     parser.add_argument("--c-puct", type=float, default=SearchConfig.c_puct, help="PUCT exploration weight")
-    parser.add_argument("--device", default="cpu", help="torch device for the network (cpu, cuda)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device for the network (cpu, cuda)")
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from razzle.cli.arguments import torch_device
 from razzle.analysis.compare import TOP1_TARGET, CompareError, compare, head_to_head
 from razzle.analysis.compare_report import write_report
 
@@ -21,7 +22,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--arena-games", type=int, default=0, help="games per seed pair between final models (0: none)")
     parser.add_argument("--simulations", type=int, default=64, help="MCTS simulations per move in the arena")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arena's searches")
-    parser.add_argument("--device", default="cpu", help="torch device for the arena (cpu, cuda)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device for the arena (cpu, cuda)")
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from razzle.cli.arguments import torch_device
 from razzle.search.ladder import (
     ANCHORS,
     Ladder,
@@ -30,7 +31,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--anchor", choices=ANCHORS, help="rated 0: the random player or the first model (default random)")
     parser.add_argument("--out", help="folder for ladder.json and elo.png (default: the run folder)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="torch device for the networks (cpu, cuda)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device for the networks (cpu, cuda)")
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from razzle.cli.arguments import torch_device
 from razzle.game.perft import perft
 
 
@@ -11,7 +12,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("perft", help="count legal action sequences from the start")
     parser.add_argument("depth", type=int, help="number of atomic actions (or turns with --turns)")
     parser.add_argument("--turns", action="store_true", help="count whole turns (a pass chain is one turn)")
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device (cpu, cuda)")
     parser.set_defaults(func=run)
 
 

@@ -10,6 +10,7 @@ import time
 
 import torch
 
+from razzle.cli.arguments import positive_float, positive_int, torch_device
 from razzle.game.engine import derive_legal, initial_state, random_actions, step
 from razzle.game.state import State
 
@@ -18,10 +19,14 @@ REFERENCE_GAMES_PER_S = 550
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 1024])
-    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure; the best is reported (as timeit does)")
-    parser.add_argument("--device", action="append", help="cpu, cuda (default: cpu, and cuda when present)")
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument("--seconds", type=positive_float, default=2.0, help="measuring time per round")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=3, help="rounds per figure; the best is reported (as timeit does)"
+    )
+    parser.add_argument(
+        "--device", type=torch_device, action="append", help="cpu, cuda (default: cpu, and cuda when present)"
+    )
 
 
 def _sync(device: torch.device) -> None:

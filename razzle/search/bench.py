@@ -14,6 +14,7 @@ import time
 import torch
 from torch._dynamo.utils import counters
 
+from razzle.cli.arguments import positive_float, positive_int, torch_device
 from razzle.game.bench import midgame_positions
 from razzle.game.state import State
 from razzle.search.config import SearchConfig
@@ -37,13 +38,13 @@ MOST_MEASURING_WINDOWS = 4
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256, 1024])
-    parser.add_argument("--simulations", type=int, default=64, help="simulations per search")
-    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[16, 64, 256, 1024])
+    parser.add_argument("--simulations", type=positive_int, default=64, help="simulations per search")
+    parser.add_argument("--seconds", type=positive_float, default=3.0, help="measuring time per figure")
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op thread counts to try"
+        "--threads", type=positive_int, nargs="+", default=[1, 2], help="torch intra-op thread counts to try"
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=torch_device, default="cpu")
     parser.add_argument(
         "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
     )

@@ -15,19 +15,20 @@ import time
 
 import torch
 
+from razzle.cli.arguments import positive_int
 from razzle.game.rules import Rules
-from razzle.model.network import RazzleNet
+from razzle.model.network import MODEL_SIZES, RazzleNet
 from razzle.search import SearchConfig
 from razzle.selfplay.backend import BackendConfig, RayConfig, make_backend, plan_shards
 from razzle.selfplay.games import SelfPlayConfig
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="Ray actor counts to measure")
-    parser.add_argument("--games", type=int, default=16, help="games per iteration")
-    parser.add_argument("--simulations", type=int, default=16)
-    parser.add_argument("--max-turns", type=int, default=60)
-    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--actors", type=positive_int, nargs="+", default=[1, 2], help="Ray actor counts to measure")
+    parser.add_argument("--games", type=positive_int, default=16, help="games per iteration")
+    parser.add_argument("--simulations", type=positive_int, default=16)
+    parser.add_argument("--max-turns", type=positive_int, default=60)
+    parser.add_argument("--model", choices=MODEL_SIZES, default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--carry-over",

@@ -19,10 +19,11 @@ import time
 
 import torch
 
+from razzle.cli.arguments import nonnegative_int, positive_float, positive_int, torch_device
 from razzle.game.bench import midgame_positions
 from razzle.game.rules import Rules
 from razzle.model.evaluator import NetworkEvaluator
-from razzle.model.network import RazzleNet
+from razzle.model.network import MODEL_SIZES, RazzleNet
 from razzle.search import SearchConfig, UniformEvaluator
 from razzle.search.bench import fresh_compilation, search_throughput, warn_if_compiled
 from razzle.selfplay.games import SelfPlayConfig, SelfPlaySession, play_games
@@ -31,14 +32,20 @@ OVERHEAD_ROUNDS = 3  # alternations of bare network and search in the overhead f
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--models", nargs="+", default=["tiny", "medium"], help="network sizes")
-    parser.add_argument("--batch", type=int, default=64, help="games searched in lockstep")
-    parser.add_argument("--simulations", type=int, default=64)
     parser.add_argument(
-        "--raw-batch-sizes", type=int, nargs="*", default=[256, 1024], help="uniform-evaluator batches (none: skip)"
+        "--models", nargs="+", choices=MODEL_SIZES, default=["tiny", "medium"], help="network sizes"
     )
-    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=positive_int, default=64, help="games searched in lockstep")
+    parser.add_argument("--simulations", type=positive_int, default=64)
+    parser.add_argument(
+        "--raw-batch-sizes",
+        type=positive_int,
+        nargs="*",
+        default=[256, 1024],
+        help="uniform-evaluator batches (none: skip)",
+    )
+    parser.add_argument("--seconds", type=positive_float, default=5.0, help="measuring time per figure")
+    parser.add_argument("--device", type=torch_device, default="cpu")
     parser.add_argument(
         "--compile", action="store_true", help="fixed-shape simulations under torch.compile (search.compile)"
     )
@@ -47,10 +54,13 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network")
     parser.add_argument(
-        "--games", type=int, default=64, help="games of the games/s figure (0: skip it; it takes minutes on a CPU)"
+        "--games",
+        type=nonnegative_int,
+        default=64,
+        help="games of the games/s figure (0: skip it; it takes minutes on a CPU)",
     )
-    parser.add_argument("--games-model", default="tiny", help="network size of the games/s figure")
-    parser.add_argument("--max-turns", type=int, default=Rules().max_turns, help="rules of the games/s figure")
+    parser.add_argument("--games-model", choices=MODEL_SIZES, default="tiny", help="network size of the games/s figure")
+    parser.add_argument("--max-turns", type=positive_int, default=Rules().max_turns, help="rules of the games/s figure")
 
 
 def forward_positions_per_s(evaluator: NetworkEvaluator, positions, seconds: float) -> float:

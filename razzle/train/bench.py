@@ -17,6 +17,7 @@ import time
 import lightning as L
 import torch
 
+from razzle.cli.arguments import nonnegative_int, positive_int
 from razzle.model.network import MODEL_SIZES, RazzleNet, parameter_count
 from razzle.model.samples import Samples, random_play_samples
 from razzle.train.data import SampleDataModule
@@ -25,10 +26,10 @@ from razzle.train.module import AlphaZeroModule
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=list(MODEL_SIZES), default="small")
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=512)
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed steps per round")
+    parser.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed steps before each round")
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--seed", type=int, default=0)
 
 
