@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-from razzle.cli.arguments import torch_device
 from razzle.analysis.calibration import (
     PHASE_TURNS,
     CalibrationInputError,
@@ -18,6 +17,7 @@ from razzle.analysis.calibration import (
     replay_samples,
     trained_shards,
 )
+from razzle.cli.arguments import torch_device
 from razzle.game.rules import Rules
 from razzle.model.io import ModelFileError, load_model_file
 from razzle.search import SearchConfig

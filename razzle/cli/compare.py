@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from razzle.cli.arguments import torch_device
 from razzle.analysis.compare import TOP1_TARGET, CompareError, compare, head_to_head
 from razzle.analysis.compare_report import write_report
+from razzle.cli.arguments import torch_device
 
 
 def add_parser(subparsers) -> None:
