@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from razzle.cli.arguments import nonnegative_int, positive_int
 from razzle.cli.common import DefaultsHelpFormatter, add_search_arguments, load_evaluator, search_config
 from razzle.game import Rules
 from razzle.search import MCTSPlayer, RandomPlayer, UniformEvaluator, play_match
@@ -18,10 +19,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--opponent", default="random", help="random | mcts (uniform prior, same simulations) | FILE.pt"
     )
-    parser.add_argument("--games", type=int, default=50, help="games, colours alternated")
+    parser.add_argument("--games", type=positive_int, default=50, help="games, colours alternated")
     parser.add_argument("--seed", type=int, default=0, help="seed of both players' tie-breaks and random moves")
     parser.add_argument(
-        "--opening-turns", type=int, default=OPENING_TURNS,
+        "--opening-turns", type=nonnegative_int, default=OPENING_TURNS,
         help="turns whose move each searching side samples in proportion to visits, so that the games differ",
     )
     parser.add_argument("--max-turns", type=int, default=Rules.max_turns, help="turn limit of each game (a draw)")
@@ -30,10 +31,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    if args.games < 1:
-        raise SystemExit("razzle arena: --games must be at least 1")
-    if args.opening_turns < 0:
-        raise SystemExit("razzle arena: --opening-turns must be 0 or more")
     config = search_config(args)
 
     def searcher(evaluator, seed: int) -> MCTSPlayer:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from razzle.analysis.compare import TOP1_TARGET, CompareError, compare, head_to_head
 from razzle.analysis.compare_report import write_report
-from razzle.cli.arguments import torch_device
+from razzle.cli.arguments import nonnegative_int, torch_device
 
 
 def add_parser(subparsers) -> None:
@@ -19,7 +19,9 @@ def add_parser(subparsers) -> None:
         "--by", nargs="+", metavar="KEY", help="config keys that define the arms (default: those that differ)"
     )
     parser.add_argument("--top1-threshold", type=float, default=TOP1_TARGET, help="policy top-1 for the learning speed")
-    parser.add_argument("--arena-games", type=int, default=0, help="games per seed pair between final models (0: none)")
+    parser.add_argument(
+        "--arena-games", type=nonnegative_int, default=0, help="games per seed pair between final models (0: none)"
+    )
     parser.add_argument("--simulations", type=int, default=64, help="MCTS simulations per move in the arena")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arena's searches")
     parser.add_argument("--device", type=torch_device, default="cpu", help="torch device for the arena (cpu, cuda)")
@@ -27,8 +29,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    if args.arena_games < 0:
-        raise SystemExit("razzle compare: --arena-games must be 0 or more")
     try:
         comparison = compare(args.dirs, args.by, args.top1_threshold)
         duels = []

@@ -52,6 +52,9 @@ def test_cuda_without_a_cuda_device_is_refused():
         (["bench", "train", "--steps", "0"], "--steps"),
         (["bench", "actors", "--actors", "0"], "--actors"),
         (["arena", "--device", "gpu"], "--device"),
+        (["arena", "--model", "m.pt", "--games", "0"], "--games"),
+        (["arena", "--model", "m.pt", "--opening-turns", "-1"], "--opening-turns"),
+        (["compare", "runs", "--arena-games", "-1"], "--arena-games"),
         (["perft", "2", "--device", "gpu"], "--device"),
     ],
 )
