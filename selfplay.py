@@ -18,9 +18,11 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from razzle.cli.common import load_evaluator
+    from razzle.memory import keep_freed_memory
     from razzle.selfplay.games import SelfPlayConfig, play_games
     from razzle.selfplay.replay import ReplayStore
 
+    keep_freed_memory()
     games = SelfPlayConfig(
         games=cfg.games,
         parallel=cfg.parallel,

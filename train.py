@@ -18,6 +18,7 @@ def main(cfg: DictConfig) -> None:
     # Imported here so that `--cfg job` and `--help` answer without loading torch.
     from hydra.errors import InstantiationException
 
+    from razzle.memory import keep_freed_memory
     from razzle.model.io import ModelFileError
     from razzle.model.samples import SampleFileError
     from razzle.selfplay.backend import SelfPlayError
@@ -26,6 +27,7 @@ def main(cfg: DictConfig) -> None:
     from razzle.train.run import train
 
     quiet_dependencies()
+    keep_freed_memory()
     try:
         train(cfg)
     except (InstantiationException, SampleFileError, ModelFileError, LoopError, SelfPlayError, FileNotFoundError) as error:

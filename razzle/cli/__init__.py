@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from razzle.memory import keep_freed_memory
+
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func(args) -> int`.
 COMMANDS = ["perft", "bench", "play", "arena", "serve", "calibration", "compare", "ladder"]
 
@@ -20,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:

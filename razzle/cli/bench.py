@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from pathlib import Path
+
+from razzle.memory import memory_allocator
 
 # target -> module with add_arguments(parser) and run(args) -> dict
 TARGETS = {
@@ -30,13 +31,3 @@ def _run(args, module) -> int:
     figures = module.run(args)
     print(json.dumps({"bench": args.target, "allocator": memory_allocator(), **figures}))
     return 0
-
-
-def memory_allocator() -> str:
-    """The malloc this process runs on (tcmalloc or jemalloc when preloaded, else the system's):
-    it moves CPU figures by 10-20% (README, Performance), so every figure line names it."""
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
-        return "unknown"
-    loaded = maps.read_text()
-    return next((name for name in ("tcmalloc", "jemalloc") if name in loaded), "system")

@@ -33,6 +33,7 @@ import torch
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from razzle.game.rules import Rules
+from razzle.memory import keep_freed_memory
 from razzle.model.evaluator import NetworkEvaluator
 from razzle.search import SearchConfig
 from razzle.selfplay.backend import BackendConfig, Played, SelfPlayError, Shard, ShardPlayer, shard_seed
@@ -53,6 +54,7 @@ class SelfPlayActor:
         self, network: torch.nn.Module, search: SearchConfig, games: SelfPlayConfig, rules: Rules, threads: int
     ):
         torch.set_num_threads(threads)
+        keep_freed_memory()
         device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
         self.evaluator = NetworkEvaluator(network, device)
         self.player = ShardPlayer(search, games, rules, device)
