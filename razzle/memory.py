@@ -6,8 +6,8 @@ system past its trim threshold. A network's forward pass allocates and frees act
 buffers of hundreds of KiB to tens of MiB on every call, so with those defaults it can
 fetch them fresh from the system each time: page faults and zeroing on every call. How
 often depends on the heap's history, so the same forward runs at very different speeds
-from process to process (the tiny network at batch 128: 11-12k positions/s in a fresh
-process, 20-22k with the thresholds fixed; README, Performance). Fixed thresholds keep
+from process to process (the tiny network at batch 128 in a fresh process: 13-14k
+positions/s, 20k with the thresholds fixed; README, Performance). Fixed thresholds keep
 freed memory in the process for the next call, as tcmalloc and jemalloc do by design.
 """
 
